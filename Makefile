@@ -1,0 +1,39 @@
+# Set-up and entry points. Everything runs as root on Debian 12; see README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+# System tools kshock drives, and the Debian packages that bring them.
+SYSTEM_TOOLS := ip ethtool iptables nft tc tcpdump tshark tcpreplay tmux ping pgrep
+APT_PACKAGES := iproute2 ethtool iptables nftables tcpdump tshark tcpreplay tmux iputils-ping procps
+
+.PHONY: setup system venv test demo lint clean
+
+setup: system venv
+
+system:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages (missing:$$missing)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    $(APT_PACKAGES) $$( $(PYTHON) -c 'import ensurepip' 2>/dev/null || echo python3-venv ); \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+demo: setup
+	$(VENV)/bin/kshock lab up --name demo
+	$(VENV)/bin/kshock lab traffic --name demo --scenario mixed --duration 5; status=$$?; \
+	  $(VENV)/bin/kshock lab down --name demo; exit $$status
+
+clean:
+	-$(VENV)/bin/kshock lab down --name demo
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+from kshock.cli import main
+
+raise SystemExit(main())
