@@ -1,0 +1,3 @@
+from kshock.workloads.cli import main
+
+raise SystemExit(main())
