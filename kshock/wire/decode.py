@@ -1,0 +1,342 @@
+"""Kafka frames -> Request | Response | Malformed: headers, bodies, pairing, identity.
+
+- Request headers v0/v1/v2 (v2: flexible, tagged fields); response headers v0/v1, where the
+  version follows the request's api/version (ApiVersions responses always use v0).
+- Bodies: the fast path (fastpath.py) for Produce/Fetch, kafka-python's schema classes for
+  every other api key/version they know; full schema decoding of any frame on demand
+  (`decode_body`), records on demand (`frame_records`).
+- Decoding errors are caught in one place (`_decode`) and become Malformed(error=...), with the
+  header fields that could be read.
+- Responses are paired with requests by correlation id per connection, for api, version,
+  client id and latency. Fetch/Produce v13+ topic ids are resolved by Metadata responses seen
+  earlier; unknown ids are shown in Kafka's own text form (base64url, as kafka-topics prints).
+- Connection identity: the first non-empty client id and the ApiVersions v3+ client software
+  name/version; frames without a client id (KIP-1313) still carry it as conn_client_id.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from struct import Struct
+from typing import Any
+
+from kshock.wire import fastpath
+from kshock.wire.framing import MAX_FRAME_BYTES, NO, STRONG, WEAK
+from kshock.wire.model import (
+    ConnectionIdentity,
+    KafkaFrame,
+    Malformed,
+    RawFrame,
+    Request,
+    Response,
+    new_request,
+    new_response,
+)
+from kshock.wire.records import Record, RecordError, batches, records
+from kshock.wire.schema import RECORD_COUNTING, SchemaTable, Summary, summarize
+
+_REQ_HEAD = Struct("!hhih")
+_SIZE_KEY_VERSION = Struct("!ihh")
+_I16 = Struct("!h")
+_I32 = Struct("!i")
+_API_VERSIONS = 18
+_METADATA = 3
+# everything the schema classes and the fast path raise on bad bytes; caught only in _decode
+_DECODE_ERRORS = (
+    ValueError, struct.error, IndexError, KeyError, TypeError, UnicodeDecodeError,
+    OverflowError, AttributeError, RecursionError, MemoryError, RecordError,
+)
+DEFAULT_MAX_OUTSTANDING = 1024
+
+
+class Connection:
+    """What the decoder knows about one TCP connection."""
+
+    __slots__ = ("outstanding", "client_id", "software_name", "software_version", "max_outstanding")
+
+    def __init__(self, max_outstanding: int = DEFAULT_MAX_OUTSTANDING) -> None:
+        # correlation id -> (api_key, api_version, ts, client_id)
+        self.outstanding: dict[int, tuple[int, int, float, str | None]] = {}
+        self.client_id: str | None = None
+        self.software_name: str | None = None
+        self.software_version: str | None = None
+        self.max_outstanding = max_outstanding
+
+    @property
+    def identity(self) -> ConnectionIdentity:
+        return ConnectionIdentity(self.client_id, self.software_name, self.software_version)
+
+    def plausible_response(self, buf: bytes | bytearray, at: int) -> int:
+        size = _I32.unpack_from(buf, at)[0]
+        if size < 4 or size > MAX_FRAME_BYTES:
+            return NO
+        return STRONG if _I32.unpack_from(buf, at + 4)[0] in self.outstanding else WEAK
+
+
+class Decoder:
+    """Decodes frames of many connections; holds the capture-wide topic-id -> name map."""
+
+    def __init__(self, schemas: SchemaTable | None = None, *, fast: bool = True) -> None:
+        self.schemas = schemas or SchemaTable()
+        self.fast = fast
+        self.topic_names: dict[bytes, str] = {}
+        self._client_ids: dict[bytes, str] = {}
+
+    # -- resynchronisation -----------------------------------------------------------------
+
+    def plausible_request(self, buf: bytes | bytearray, at: int) -> int:
+        """STRONG for a known api key/version with a sane client id, else NO (needs 14 bytes)."""
+        size, api_key, api_version = _SIZE_KEY_VERSION.unpack_from(buf, at)
+        if size < 8 or size > MAX_FRAME_BYTES or not self.schemas.known(api_key, api_version):
+            return NO
+        n = _I16.unpack_from(buf, at + 12)[0]
+        if n == -1:
+            return STRONG
+        if n < 0 or n > size - 10:
+            return NO
+        head = bytes(buf[at + 14 : at + 14 + n])
+        return STRONG if all(0x20 <= b < 0x7F for b in head) else NO
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def decode(self, frame: RawFrame, is_request: bool, conn: Connection, src: str,
+               dst: str) -> KafkaFrame:
+        """The one place where bad bytes are caught: they become Malformed(error=...)."""
+        f = _Fields(frame.truncated or None)
+        try:
+            if is_request:
+                self._request(frame, conn, f)
+            else:
+                self._response(frame, conn, f)
+        except _Unpaired:
+            f.error = f.error or "no request with this correlation id was seen on this connection"
+        except _DECODE_ERRORS as exc:
+            f.error = f.error or _reason(exc)
+        if is_request:
+            if f.client_id and conn.client_id is None:
+                conn.client_id = f.client_id
+            body = f.body
+            if body is not None and f.api_key == _API_VERSIONS and f.api_version >= 3:
+                conn.software_name = body.client_software_name or conn.software_name
+                conn.software_version = body.client_software_version or conn.software_version
+        return self._event(Request if is_request else Response, frame, src, dst, f, conn)
+
+    def _request(self, frame: RawFrame, conn: Connection, f: _Fields) -> None:
+        data = frame.data
+        api_key, api_version, correlation_id, n = _REQ_HEAD.unpack_from(data, 0)
+        f.api_key, f.api_version, f.correlation_id = api_key, api_version, correlation_id
+        # header v1+: a nullable int16 string (header v0 is only ControlledShutdown v0)
+        if n >= 0:
+            raw_id = data[10 : 10 + n]
+            if len(raw_id) < n:
+                raise ValueError("frame ends inside the client id")
+            client_id = self._client_ids.get(raw_id)
+            if client_id is None:
+                client_id = raw_id.decode("utf-8")
+                if len(self._client_ids) < 4096:
+                    self._client_ids[raw_id] = client_id
+            f.client_id = client_id
+            pos = 10 + n
+        else:
+            pos = 10
+        self._remember(conn, correlation_id, api_key, api_version, frame.ts, f.client_id)
+        spec = self.schemas.spec(api_key)
+        if spec is None:
+            raise ValueError(f"unknown api key {api_key}")
+        if not 0 <= api_version <= spec.max_version:
+            raise ValueError(f"{spec.name} v{api_version} is not a known version")
+        if spec.request_flexible(api_version):
+            pos = _skip_tags(data, pos)
+        if not f.error:
+            f.summary, f.body = self._decode(data, pos, api_key, api_version, True)
+
+    def _response(self, frame: RawFrame, conn: Connection, f: _Fields) -> None:
+        data = frame.data
+        correlation_id = f.correlation_id = _I32.unpack_from(data, 0)[0]
+        request = conn.outstanding.pop(correlation_id, None)
+        if request is None:
+            raise _Unpaired
+        api_key, api_version, req_ts, f.client_id = request
+        f.api_key, f.api_version = api_key, api_version
+        f.latency_ms = round((frame.ts - req_ts) * 1000.0, 3)
+        spec = self.schemas.spec(api_key)
+        if spec is None:
+            raise ValueError(f"unknown api key {api_key}")
+        if not 0 <= api_version <= spec.max_version:
+            raise ValueError(f"{spec.name} v{api_version} is not a known version")
+        pos = 4
+        if api_key != _API_VERSIONS and spec.response_flexible(api_version):
+            pos = _skip_tags(data, pos)
+        if not f.error:
+            f.summary, f.body = self._decode(data, pos, api_key, api_version, False)
+            if api_key == _METADATA and f.body is not None:
+                self._learn_topic_ids(f.body)
+
+    def _decode(self, data: bytes, pos: int, api_key: int, api_version: int,
+                is_request: bool) -> tuple[Summary, Any]:
+        """The body: fast path when it covers the frame, else the schema classes."""
+        reader = fastpath.READERS.get((api_key, is_request)) if self.fast else None
+        if reader is not None and api_version <= reader[1]:
+            return reader[0](data, pos, api_version), None
+        spec = self.schemas.specs[api_key]
+        cls = spec.request if is_request else spec.response
+        body = cls.decode(memoryview(data)[pos:], version=api_version)
+        kind = "request" if is_request else "response"
+        return summarize(body, api_version, (api_key, kind) in RECORD_COUNTING), body
+
+    def _remember(self, conn: Connection, correlation_id: int, api_key: int, api_version: int,
+                  ts: float, client_id: str | None) -> None:
+        outstanding = conn.outstanding
+        if len(outstanding) >= conn.max_outstanding:
+            del outstanding[next(iter(outstanding))]  # oldest (e.g. acks=0 Produce never answered)
+        outstanding[correlation_id] = (api_key, api_version, ts, client_id)
+
+    def _learn_topic_ids(self, body: Any) -> None:
+        for topic in body.topics or ():
+            topic_id = getattr(topic, "topic_id", None)
+            if topic_id is not None and topic.name and any(topic_id.bytes):
+                self.topic_names[topic_id.bytes] = topic.name
+
+    def topic_text(self, topic_id: bytes) -> str:
+        name = self.topic_names.get(topic_id)
+        if name is None:
+            name = base64.urlsafe_b64encode(topic_id).rstrip(b"=").decode("ascii")
+        return name
+
+    def _event(self, cls, frame: RawFrame, src: str, dst: str, f: _Fields,
+               conn: Connection) -> KafkaFrame:
+        api = self.schemas.name(f.api_key)
+        summary = f.summary
+        if summary is not None:
+            topics = summary.topics
+            if summary.topic_ids:
+                names = list(topics)
+                for tid in summary.topic_ids:
+                    text = self.topic_text(tid)
+                    if text not in names:
+                        names.append(text)
+                topics = tuple(names)
+            partitions, records, error_codes = summary.partitions, summary.records, summary.error_codes
+        else:
+            topics, partitions, records, error_codes = (), (), None, ()
+        if f.error is not None:
+            kind = "request" if cls is Request else "response"
+            return Malformed(frame.ts, src, dst, f.api_key, api, f.api_version, f.correlation_id,
+                             f.client_id, topics, partitions, records, error_codes, f.latency_ms,
+                             conn.client_id, False, f.error, frame.packets, frame.size, frame.data,
+                             frame.flow, kind)
+        make = new_request if cls is Request else new_response
+        return make(frame.ts, src, dst, f.api_key, api, f.api_version, f.correlation_id,
+                    f.client_id, topics, partitions, records, error_codes, f.latency_ms,
+                    conn.client_id, True, None, frame.packets, frame.size, frame.data, frame.flow)
+
+
+class _Unpaired(Exception):
+    """A response whose request was not seen."""
+
+
+class _Fields:
+    """Header fields and results, filled in as far as decoding gets."""
+
+    __slots__ = ("api_key", "api_version", "correlation_id", "client_id", "latency_ms",
+                 "summary", "body", "error")
+
+    def __init__(self, error: str | None) -> None:
+        self.api_key = self.api_version = self.correlation_id = None
+        self.client_id = self.latency_ms = self.summary = self.body = None
+        self.error = error
+
+
+def _skip_tags(data: bytes, pos: int) -> int:
+    """Skip a tagged-field section (unsigned varints: count, then tag/size/bytes each)."""
+    count, pos = _uvarint(data, pos)
+    for _ in range(count):
+        _, pos = _uvarint(data, pos)
+        size, pos = _uvarint(data, pos)
+        pos += size
+        if pos > len(data):
+            raise ValueError("frame ends inside a tagged field")
+    return pos
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise ValueError("varint too long")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, (struct.error, IndexError)):
+        return f"frame too short for its fields ({text})"
+    return text
+
+
+# -- on demand -----------------------------------------------------------------------------
+
+def body_offset(frame: KafkaFrame, schemas: SchemaTable) -> int:
+    """Where the body starts in frame.raw (after the request/response header)."""
+    data = frame.raw
+    spec = schemas.spec(frame.api_key) if frame.api_key is not None else None
+    if spec is None or frame.api_version is None:
+        raise ValueError("the frame's api key or version is unknown")
+    if frame.kind == "request" or getattr(frame, "direction", "") == "request":
+        n = _I16.unpack_from(data, 8)[0]
+        pos = 10 + max(n, 0)
+        return _skip_tags(data, pos) if spec.request_flexible(frame.api_version) else pos
+    if frame.api_key != _API_VERSIONS and spec.response_flexible(frame.api_version):
+        return _skip_tags(data, 4)
+    return 4
+
+
+def decode_body(frame: KafkaFrame, schemas: SchemaTable) -> Any:
+    """The full kafka-python message object of a frame (raises ValueError on bad bytes)."""
+    spec = schemas.spec(frame.api_key) if frame.api_key is not None else None
+    if spec is None:
+        raise ValueError("the frame's api key is unknown")
+    is_request = frame.kind == "request" or getattr(frame, "direction", "") == "request"
+    cls = spec.request if is_request else spec.response
+    try:
+        return cls.decode(memoryview(frame.raw)[body_offset(frame, schemas):],
+                          version=frame.api_version)
+    except _DECODE_ERRORS as exc:
+        raise ValueError(_reason(exc)) from exc
+
+
+def record_sets(frame: KafkaFrame, schemas: SchemaTable) -> list[tuple[str, int, bytes]]:
+    """(topic, partition, record set bytes) of a Produce request or Fetch response."""
+    body = decode_body(frame, schemas)
+    out = []
+    if frame.api_key == 0:
+        for topic in body.topic_data:
+            name = topic.name if frame.api_version < 13 else topic.topic_id.hex
+            for part in topic.partition_data:
+                out.append((name, part.index, bytes(part.records or b"")))
+    elif frame.api_key == 1:
+        for topic in body.responses:
+            name = topic.topic if frame.api_version < 13 else topic.topic_id.hex
+            for part in topic.partitions:
+                out.append((name, part.partition_index, bytes(part.records or b"")))
+    return out
+
+
+def frame_batches(frame: KafkaFrame, schemas: SchemaTable):
+    """Batch header facts (codec, producer id/epoch, base sequence, transactional, count)."""
+    return [(t, p, b) for t, p, data in record_sets(frame, schemas) for b in batches(data)]
+
+
+def frame_records(frame: KafkaFrame, schemas: SchemaTable) -> list[tuple[str, int, Record]]:
+    """Every record, decompressed (raises ValueError on bad record sets)."""
+    try:
+        return [(t, p, r) for t, p, data in record_sets(frame, schemas) for r in records(data)]
+    except RecordError as exc:
+        raise ValueError(str(exc)) from exc
