@@ -93,16 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     exec_.add_argument("client", help="client name (c1, c2, ...), or 'broker'")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARG ...]")
 
-    scenario_help = "workload scenario (see --help for the list)"
+    scenario_help = "workload scenario: " + ", ".join(_scenario_names())
     traffic = lab_command("traffic", _lab_traffic, "run real Kafka client workloads in the client namespaces")
-    traffic.add_argument("--scenario", default="mixed", help=scenario_help)
-    traffic.add_argument("--duration", type=float, default=5.0, help="seconds (default: %(default)s)")
+    traffic.add_argument("--scenario", default="mixed", help=scenario_help + " (default: %(default)s)")
+    traffic.add_argument("--duration", type=float, help="seconds (default: the scenario's own, 4-8 s)")
     traffic.add_argument("--json", action="store_true", help="print the workloads' ground-truth report as JSON")
 
     record = lab_command("record", _lab_record, "record a scenario's traffic with tcpdump, plus a ground-truth sidecar")
     record.add_argument("scenario", help=scenario_help)
     record.add_argument("out", help="output pcap (the sidecar is written beside it as NAME.json)")
-    record.add_argument("--duration", type=float, default=3.0, help="seconds (default: %(default)s)")
+    record.add_argument("--duration", type=float, help="seconds (default: the scenario's own, 4-8 s)")
     return parser
 
 

@@ -40,15 +40,17 @@ class RecordOutcome:
                 f"{self.pcap}; ground truth in {self.sidecar}")
 
 
-def record(lab: LabState, scenario_name: str, out: str, duration_s: float) -> RecordOutcome:
+def record(lab: LabState, scenario_name: str, out: str, duration_s: float | None = None) -> RecordOutcome:
     pcap = Path(out)
     if pcap.suffix != ".pcap":
         raise OperationFailed(f"{out} does not end in .pcap", "name the output NAME.pcap; the sidecar is NAME.json")
     pcap.parent.mkdir(parents=True, exist_ok=True)
     partial = pcap.with_name(pcap.name + ".partial")
     plan = lab.plan
-    argv = ["tcpdump", "-i", plan.broker.ifname, "-U", "-s", "0", "-Z", "root", "-n", "-w", str(partial.resolve()),
-            f"tcp port {plan.port}"]
+    # Immediate mode and a 16 MiB buffer: without them tcpdump loses the last packets on SIGINT
+    # and drops bursts of large messages.
+    argv = ["tcpdump", "-i", plan.broker.ifname, "--immediate-mode", "-B", "16384", "-U", "-s", "0", "-Z", "root",
+            "-n", "-w", str(partial.resolve()), f"tcp port {plan.port}"]
     dump = subprocess.Popen(netns.exec_argv(plan.broker.netns, argv), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -78,12 +80,21 @@ def record(lab: LabState, scenario_name: str, out: str, duration_s: float) -> Re
         "broker": plan.bootstrap,
         "kafka_port": plan.port,
         "broker_software": lab.broker_version,
-        "recorded_by": f"kshock {__version__}: kshock lab record {scenario_name} {pcap.name} --duration {duration_s:g}",
+        "recorded_by": f"kshock {__version__}: kshock lab record {scenario_name} {pcap.name} "
+                       f"--duration {traffic.duration_s:g}",
     }
     tmp = sidecar.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(truth, indent=1) + "\n")
+    tmp.write_text(render_sidecar(truth))
     os.replace(tmp, sidecar)
     return RecordOutcome(pcap, sidecar, packets, drops, traffic)
+
+
+def render_sidecar(truth: dict) -> str:
+    """Indented JSON, but one line per request: readable, and diffs stay small."""
+    requests = truth.get("requests", [])
+    head = json.dumps({**truth, "requests": []}, indent=1)
+    lines = ",\n  ".join(json.dumps(request, separators=(",", ":")) for request in requests)
+    return head.replace('"requests": []', '"requests": [\n  ' + lines + "\n ]" if requests else '"requests": []') + "\n"
 
 
 def _wait_listening(dump: subprocess.Popen) -> None:

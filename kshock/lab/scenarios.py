@@ -37,6 +37,7 @@ class Scenario:
     summary: str
     workloads: tuple[Workload, ...]
     shaping: tuple[LinkShaping, ...] = field(default=())
+    duration_s: float = 4.0  # long enough for the scenario to show what it is about
 
 
 def _rate(n: int) -> tuple[str, ...]:
@@ -60,12 +61,12 @@ GROUP = (
 )
 ADMIN = (Workload("rdk-admin", "ops-admin", ("inventory", "audit"), ("--partitions", "3"), host=0),)
 LARGE = (
-    Workload("rdk-producer", "bulk-loader", ("blobs",), ("--message-size", "200000", *_rate(4)), host=0),
-    Workload("kp-producer", "kp-bulk", ("blobs-kp",), ("--message-size", "100000", *_rate(4)), host=1),
+    Workload("rdk-producer", "bulk-loader", ("blobs",), ("--message-size", "200000", *_rate(2)), host=0),
+    Workload("kp-producer", "kp-bulk", ("blobs-kp",), ("--message-size", "100000", *_rate(2)), host=1),
 )
 SLOW_LINK = (
     Workload("rdk-producer", "slow-producer", ("telemetry",),
-             ("--message-size", "300", "--linger-ms", "0", "--batch-num-messages", "1", *_rate(300)), host=0),
+             ("--message-size", "300", "--linger-ms", "0", "--batch-num-messages", "1", *_rate(60)), host=0),
 )
 
 SCENARIOS: dict[str, Scenario] = {
@@ -73,13 +74,15 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("kafka-python", "kafka-python producer with keys and headers, and an assigned consumer", KAFKA_PYTHON),
         Scenario("compression", "librdkafka producers with gzip, snappy, lz4 and zstd, two idempotent", COMPRESSION),
-        Scenario("group", "a two-member consumer group on a 2-partition topic, fed by an idempotent producer", GROUP),
+        # A fresh group takes a few seconds to form and one more rebalance for the second member.
+        Scenario("group", "a two-member consumer group on a 2-partition topic, fed by an idempotent producer", GROUP,
+                 duration_s=8.0),
         Scenario("admin", "CreateTopics, Metadata and describe calls from an admin client", ADMIN),
-        Scenario("large", "200 KB and 100 KB messages, each spanning many TCP segments", LARGE),
-        Scenario("slow-link", "a producer behind a 256 kbit/s tbf link: requests queue, frames start mid-segment",
-                 SLOW_LINK, (LinkShaping(host=0, rate="256kbit"),)),
+        Scenario("large", "200 KB and 100 KB messages, each spanning many TCP segments", LARGE, duration_s=3.0),
+        Scenario("slow-link", "a producer behind a 230 kbit/s tbf link: requests queue, frames start mid-segment",
+                 SLOW_LINK, (LinkShaping(host=0, rate="230kbit"),)),
         Scenario("mixed", "kafka-python, two compressed librdkafka producers, a consumer group and an admin",
-                 KAFKA_PYTHON + COMPRESSION[::3] + GROUP + ADMIN),
+                 KAFKA_PYTHON + COMPRESSION[::3] + GROUP + ADMIN, duration_s=8.0),
     )
 }
 

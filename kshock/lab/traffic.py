@@ -85,8 +85,9 @@ class TrafficResult:
         }
 
 
-def run_scenario(lab: LabState, name: str, duration_s: float) -> TrafficResult:
+def run_scenario(lab: LabState, name: str, duration_s: float | None = None) -> TrafficResult:
     chosen = scenario(name)
+    duration_s = chosen.duration_s if duration_s is None else duration_s
     if duration_s <= 0 or duration_s > 3600:
         raise OperationFailed(f"--duration {duration_s:g} is out of range", "use 0 < duration <= 3600 seconds")
     result = TrafficResult(chosen, duration_s, lab.plan.bootstrap)
