@@ -48,6 +48,35 @@ def _lab_record(args: argparse.Namespace) -> int:
     return commands.record(args)
 
 
+def _decode(args: argparse.Namespace) -> int:
+    import sys
+
+    from kshock import decoding
+
+    if not 1 <= args.max_flow_mib <= 4096:
+        raise UserError(f"--max-flow-mib {args.max_flow_mib} is out of range", "use 1 to 4096")
+    run = decoding.open_run(args.file, args.port or [9092], args.max_flow_mib)
+    try:
+        if args.json:
+            decoding.write_json_lines(run, sys.stdout)
+            sys.stdout.flush()
+            print(decoding.summary(run).replace("\n", "; "), file=sys.stderr)
+        else:
+            decoding.write_table(run, sys.stdout)
+            print("\n" + decoding.summary(run))
+    except BrokenPipeError:  # `kshock decode f.pcap | head` is fine
+        _silence_stdout()
+        return ExitStatus.OK
+    return ExitStatus.FAILED if run.problem else ExitStatus.OK
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def _scenario_names() -> list[str]:
     from kshock.lab.scenarios import SCENARIOS
 
@@ -62,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kshock {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    decode = commands.add_parser(
+        "decode",
+        help="decode the Kafka frames in a pcap/pcapng capture",
+        description="Decode every Kafka request and response in a capture (pcap or pcapng): TCP is "
+        "reassembled, responses are paired with their requests, lost segments are reported as gaps. "
+        "Prints a table and a summary, or JSON Lines (one object per frame) with --json. "
+        "Exit status 1 when the capture file itself is damaged (what came before is still decoded).",
+    )
+    decode.add_argument("file", help="capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked v1/v2, raw IP, BSD loopback)")
+    decode.add_argument("--port", type=int, action="append", metavar="N",
+                        help="TCP port Kafka listens on; repeat for several (default: 9092)")
+    decode.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per frame; summary on stderr")
+    decode.add_argument("--max-flow-mib", type=int, default=64, metavar="MIB",
+                        help="memory bound per TCP connection (default: %(default)s)")
+    decode.set_defaults(handler=_decode)
 
     lab = commands.add_parser(
         "lab",

@@ -69,6 +69,11 @@ SLOW_LINK = (
              ("--message-size", "300", "--linger-ms", "0", "--batch-num-messages", "1", *_rate(60)), host=0),
 )
 
+FLOOD = (
+    Workload("rdk-producer", "flood-producer", ("flood",),
+             ("--message-size", "100", "--linger-ms", "0", "--batch-num-messages", "1", *_rate(9000)), host=0),
+)
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -81,6 +86,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("large", "200 KB and 100 KB messages, each spanning many TCP segments", LARGE, duration_s=3.0),
         Scenario("slow-link", "a producer behind a 230 kbit/s tbf link: requests queue, frames start mid-segment",
                  SLOW_LINK, (LinkShaping(host=0, rate="230kbit"),)),
+        Scenario("flood", "one librdkafka producer sending small Produce requests as fast as it can "
+                 "(linger.ms=0, batch.num.messages=1): for benchmarks", FLOOD, duration_s=12.0),
         Scenario("mixed", "kafka-python, two compressed librdkafka producers, a consumer group and an admin",
                  KAFKA_PYTHON + COMPRESSION[::3] + GROUP + ADMIN, duration_s=8.0),
     )
