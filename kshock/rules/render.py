@@ -1,0 +1,136 @@
+"""PURE: a RuleSet as text — iptables-restore (applied with --noflush), iptables commands, JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from kshock.rules.kernel import IHL_IS_5, IPV4_TO_PAYLOAD, U32_MAX_TESTS, KernelRule, RuleSet
+
+# "There is at least one payload byte... four, in fact": xt_u32 fails a read past the packet's
+# end, so reading the first payload word matches exactly the segments with >= 4 payload bytes.
+PAYLOAD_PRESENT = f"{IPV4_TO_PAYLOAD}@0=0x0:0xFFFFFFFF"
+
+
+def rule_args(rule: KernelRule) -> list[str]:
+    """The iptables arguments of one rule, after `-A CHAIN`."""
+    args: list[str] = ["-p", rule.protocol]
+    if rule.source:
+        args += ["-s", rule.source]
+    if rule.destination:
+        args += ["-d", rule.destination]
+    if rule.in_interface:
+        args += ["-i", rule.in_interface]
+    if rule.out_interface:
+        args += ["-o", rule.out_interface]
+    if rule.source_port is not None or rule.destination_port is not None or rule.tcp_flags:
+        args += ["-m", rule.protocol]
+        if rule.source_port is not None:
+            args += ["--sport", str(rule.source_port)]
+        if rule.destination_port is not None:
+            args += ["--dport", str(rule.destination_port)]
+        if rule.tcp_flags:
+            args += ["--tcp-flags", *rule.tcp_flags]
+    if rule.connmark:
+        value, mask = rule.connmark
+        args += ["-m", "connmark", "--mark", f"0x{value:x}/0x{mask:x}"]
+    if rule.payload_required:
+        args += ["-m", "u32", "--u32", PAYLOAD_PRESENT]
+    for group in rule.u32:
+        args += ["-m", "u32", "--u32", u32_text(group)]
+    for window in rule.strings:
+        args += ["-m", "string", "--algo", "kmp", "--from", str(window.from_offset), "--to", str(window.to_offset),
+                 "--hex-string", hex_string(window.pattern)]
+    if rule.statistic:
+        mode, *values = rule.statistic
+        args += ["-m", "statistic", "--mode", mode]
+        args += ["--probability", values[0]] if mode == "random" else ["--every", values[0], "--packet", values[1]]
+    if rule.datestop:
+        args += ["-m", "time", "--datestop", rule.datestop]
+    if rule.comment:
+        args += ["-m", "comment", "--comment", rule.comment]
+    args += ["-j", rule.target, *rule.target_args]
+    return args
+
+
+def u32_text(group) -> str:
+    """One `--u32` argument: the IHL guard, then the group's tests."""
+    if len(group) + 1 > U32_MAX_TESTS:
+        raise ValueError(f"a u32 match holds at most {U32_MAX_TESTS} tests, got {len(group) + 1}")
+    return " && ".join([IHL_IS_5, *(test.expression() for test in group)])
+
+
+def hex_string(pattern: bytes) -> str:
+    """iptables' --hex-string form: printable runs as text, the rest as |hex| blocks."""
+    out, in_hex = [], False
+    for byte in pattern:
+        printable = 0x21 <= byte <= 0x7E and byte not in b'|"\\'
+        if printable:
+            if in_hex:
+                out.append("|")
+                in_hex = False
+            out.append(chr(byte))
+        else:
+            out.append(f"{'' if in_hex else '|'}{'' if not in_hex else ' '}{byte:02x}")
+            in_hex = True
+    if in_hex:
+        out.append("|")
+    return "".join(out)
+
+
+def render_restore(ruleset: RuleSet) -> str:
+    """Text for `iptables-restore --noflush`: creates (or empties) kshock's chains, fills them,
+    and adds the jumps — one transaction."""
+    lines = [f"*{ruleset.table}"]
+    lines += [f":{name} - [0:0]" for name in ruleset.chain_names]
+    for chain in ruleset.chains:
+        lines += [_line("-A", chain.name, rule) for rule in chain.rules]
+    lines += [_line("-A", jump.builtin, jump.rule) for jump in ruleset.jumps]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render_revert(ruleset: RuleSet) -> str:
+    """Text for `iptables-restore --noflush` that removes exactly what render_restore added."""
+    lines = [f"*{ruleset.table}"]
+    lines += [_line("-D", jump.builtin, jump.rule) for jump in ruleset.jumps]
+    lines += [f"-F {name}" for name in ruleset.chain_names]
+    lines += [f"-X {name}" for name in ruleset.chain_names]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render_commands(ruleset: RuleSet, binary: str = "iptables") -> str:
+    """The same rule set as individual iptables commands (for reading, not for applying:
+    only iptables-restore applies a rule set atomically)."""
+    lines = [f"{binary} -t {ruleset.table} -N {name}" for name in ruleset.chain_names]
+    for chain in ruleset.chains:
+        lines += [f"{binary} -t {ruleset.table} {_line('-A', chain.name, rule)}" for rule in chain.rules]
+    lines += [f"{binary} -t {ruleset.table} {_line('-A', jump.builtin, jump.rule)}" for jump in ruleset.jumps]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(ruleset: RuleSet) -> str:
+    data = asdict(ruleset)
+    for chain in data["chains"]:
+        for rule in chain["rules"]:
+            for window in rule["strings"]:
+                window["pattern"] = window["pattern"].hex()
+    data["restore"] = render_restore(ruleset)
+    return json.dumps(data, indent=2)
+
+
+def _line(op: str, chain: str, rule: KernelRule) -> str:
+    return " ".join([op, chain, *(_quote(arg) for arg in rule_args(rule))])
+
+
+def _quote(arg: str) -> str:
+    # iptables-restore splits on whitespace and honours double quotes (not single quotes).
+    if arg and not any(c in arg for c in ' "\'\\|&;<>()$`'):
+        return arg
+    if '"' in arg:
+        raise ValueError(f"cannot quote {arg!r} for iptables-restore")
+    return f'"{arg}"' if arg else '""'
+
+
+__all__ = ["hex_string", "render_commands", "render_json", "render_restore", "render_revert", "rule_args"]
