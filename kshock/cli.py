@@ -55,7 +55,12 @@ def _decode(args: argparse.Namespace) -> int:
 
     if not 1 <= args.max_flow_mib <= 4096:
         raise UserError(f"--max-flow-mib {args.max_flow_mib} is out of range", "use 1 to 4096")
-    run = decoding.open_run(args.file, args.port or [9092], args.max_flow_mib)
+    condition = None
+    if args.filter is not None:
+        from kshock.conditions import parse_condition
+
+        condition = parse_condition(args.filter)
+    run = decoding.open_run(args.file, args.port or [9092], args.max_flow_mib, condition)
     try:
         if args.json:
             decoding.write_json_lines(run, sys.stdout)
@@ -104,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--port", type=int, action="append", metavar="N",
                         help="TCP port Kafka listens on; repeat for several (default: 9092)")
     decode.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per frame; summary on stderr")
+    decode.add_argument("--filter", metavar="EXPR",
+                        help='show only frames matching a condition, e.g. \'api == Produce and client_id == "shop"\'')
     decode.add_argument("--max-flow-mib", type=int, default=64, metavar="MIB",
                         help="memory bound per TCP connection (default: %(default)s)")
     decode.set_defaults(handler=_decode)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
 from kshock.capture import CaptureReader
+from kshock.conditions import Condition
 from kshock.wire.model import Closed, Gap, KafkaFrame, Malformed, Skipped
 from kshock.wire.sniffer import Sniffer
 
@@ -24,9 +25,11 @@ class DecodeRun:
     reader: CaptureReader
     ports: frozenset[int]
     sniffer: Sniffer
+    keep: Callable[[KafkaFrame], bool] | None = None  # a --filter condition's matcher
     problem: str | None = None
     packets: int = 0
     seconds: float = 0.0
+    shown: int = 0  # frames that passed the filter
 
     def events(self) -> Iterator:
         started = time.perf_counter()
@@ -34,8 +37,10 @@ class DecodeRun:
         try:
             feed = self.sniffer.feed
             for ts, linktype, raw in reader:
-                yield from feed(ts, linktype, raw)
-            yield from self.sniffer.finish()
+                events = feed(ts, linktype, raw)
+                if events:
+                    yield from self._kept(events)
+            yield from self._kept(self.sniffer.finish())
         finally:
             self.problem = reader.problem
             self.packets = reader.packets
@@ -43,10 +48,26 @@ class DecodeRun:
             reader.close()
 
 
-def open_run(path: str, ports: Iterable[int], max_flow_mib: int = 64) -> DecodeRun:
+    def _kept(self, events: list) -> Iterator:
+        keep = self.keep
+        for event in events:
+            if isinstance(event, KafkaFrame):
+                if keep is not None and not keep(event):
+                    continue
+                self.shown += 1
+            yield event
+
+
+def open_run(path: str, ports: Iterable[int], max_flow_mib: int = 64, condition: Condition | None = None) -> DecodeRun:
     """Open the capture now, so a file that is not a capture fails before any output."""
     chosen = frozenset(ports)
-    return DecodeRun(CaptureReader(path), chosen, Sniffer(ports=chosen, max_flow_bytes=max_flow_mib << 20))
+    sniffer = Sniffer(ports=chosen, max_flow_bytes=max_flow_mib << 20)
+    keep = None
+    if condition is not None:
+        from kshock.conditions import Matcher
+
+        keep = Matcher(condition, sniffer.decoder.schemas)
+    return DecodeRun(CaptureReader(path), chosen, sniffer, keep)
 
 
 def write_json_lines(run: DecodeRun, out: TextIO) -> None:
@@ -97,6 +118,8 @@ def summary(run: DecodeRun) -> str:
         f"{stats.connections} connections (closed: {closed}); {stats.gaps} gaps ({stats.gap_bytes} bytes lost), "
         f"{stats.skipped_bytes} bytes skipped while resynchronising",
     ]
+    if run.keep is not None:
+        lines.append(f"{run.shown} of {stats.frames} frames matched the filter")
     if run.problem:
         lines.append(f"the capture is damaged: {run.problem} — everything before the damage was decoded")
     if stats.kafka_segments == 0 and run.packets:
