@@ -76,10 +76,8 @@ class CaptureReader:
         self.close()
 
     def __iter__(self) -> Iterator[Packet]:
-        packets = self._pcap() if self.format == "pcap" else self._pcapng()
-        for packet in packets:
-            self.packets += 1
-            yield packet
+        # one generator per packet, not two: each counts what it yields into self.packets
+        return self._pcap() if self.format == "pcap" else self._pcapng()
 
     def _pcap(self) -> Iterator[Packet]:
         data = self._data
@@ -88,14 +86,14 @@ class CaptureReader:
             self.problem = "truncated pcap file header"
             return
         linktype = Struct(order + "I").unpack_from(data, 20)[0] & 0x0FFFFFFF
-        record = Struct(order + "IIII")
+        unpack = Struct(order + "IIII").unpack_from
         pos = 24
         end = len(data)
         while pos < end:
             if pos + 16 > end:
                 self.problem = f"capture truncated inside the header of record {self.packets + 1}"
                 return
-            sec, frac, incl, _orig = record.unpack_from(data, pos)
+            sec, frac, incl, _orig = unpack(data, pos)
             if incl > _MAX_RECORD:
                 self.problem = f"corrupt record {self.packets + 1}: captured length {incl}"
                 return
@@ -105,6 +103,7 @@ class CaptureReader:
                 self.problem = (f"capture truncated in record {self.packets + 1}: "
                                 f"{incl} bytes announced, {end - start} present")
                 return
+            self.packets += 1
             yield sec + frac * unit, linktype, data[start:pos]
 
     def _pcapng(self) -> Iterator[Packet]:
@@ -144,12 +143,14 @@ class CaptureReader:
                     self.problem = f"corrupt packet block at byte {pos}"
                     return
                 linktype, resol, offset = interfaces[iface]
+                self.packets += 1
                 yield ((ts_hi << 32 | ts_lo) / resol + offset, linktype, data[start : start + caplen])
             elif btype == 3:  # simple packet block: no timestamp
                 if not interfaces:
                     self.problem = f"packet block before any interface at byte {pos}"
                     return
                 caplen = min(Struct(order + "I").unpack_from(data, body)[0], blen - 16)
+                self.packets += 1
                 yield 0.0, interfaces[0][0], data[body + 4 : body + 4 + caplen]
             pos += blen
 

@@ -25,6 +25,7 @@ from kshock.wire import fastpath
 from kshock.wire.framing import MAX_FRAME_BYTES, NO, STRONG, WEAK
 from kshock.wire.model import (
     ConnectionIdentity,
+    Flow,
     KafkaFrame,
     Malformed,
     RawFrame,
@@ -33,7 +34,7 @@ from kshock.wire.model import (
     new_request,
     new_response,
 )
-from kshock.wire.records import Record, RecordError, batches, records
+from kshock.wire.records import Record, RecordError, batches, count_records, records
 from kshock.wire.schema import RECORD_COUNTING, SchemaTable, Summary, summarize
 
 _REQ_HEAD = Struct("!hhih")
@@ -47,13 +48,21 @@ _DECODE_ERRORS = (
     ValueError, struct.error, IndexError, KeyError, TypeError, UnicodeDecodeError,
     OverflowError, AttributeError, RecursionError, MemoryError, RecordError,
 )
-DEFAULT_MAX_OUTSTANDING = 1024
+# requests awaiting a response per connection; librdkafka allows 1,000,000 in flight and a
+# linger.ms=0 flood keeps over 1,000 outstanding, so the bound only guards memory (acks=0
+# Produce requests are never answered): ~150 bytes an entry
+DEFAULT_MAX_OUTSTANDING = 65536
+_PRODUCE = 0
+_SHAPES = 4  # Produce shapes remembered per connection and direction (topics in turn)
+_I16_I16 = Struct("!hh")
+_I32_I16 = Struct("!ih")
 
 
 class Connection:
     """What the decoder knows about one TCP connection."""
 
-    __slots__ = ("outstanding", "client_id", "software_name", "software_version", "max_outstanding")
+    __slots__ = ("outstanding", "client_id", "software_name", "software_version", "max_outstanding",
+                 "request_shapes", "response_shapes")
 
     def __init__(self, max_outstanding: int = DEFAULT_MAX_OUTSTANDING) -> None:
         # correlation id -> (api_key, api_version, ts, client_id)
@@ -62,6 +71,9 @@ class Connection:
         self.software_name: str | None = None
         self.software_version: str | None = None
         self.max_outstanding = max_outstanding
+        # the decoder's memory of this connection's Produce frames (Decoder.decode_data)
+        self.request_shapes: tuple = ()
+        self.response_shapes: tuple = ()
 
     @property
     def identity(self) -> ConnectionIdentity:
@@ -82,6 +94,19 @@ class Decoder:
         self.fast = fast
         self.topic_names: dict[bytes, str] = {}
         self._client_ids: dict[bytes, str] = {}
+        # (api_key, api_version) -> (api name, flexible, fast reader): what decode_data reads
+        # inline; everything else goes the general way
+        self._request_lanes: dict[tuple[int, int], tuple] = {}
+        self._response_lanes: dict[tuple[int, int], tuple] = {}
+        for (api_key, is_request), (reader, max_version) in fastpath.READERS.items():
+            spec = self.schemas.spec(api_key)
+            if spec is None or api_key in (_API_VERSIONS, _METADATA):
+                continue  # (their bodies change connection and decoder state)
+            lanes = self._request_lanes if is_request else self._response_lanes
+            for version in range(min(max_version, spec.max_version) + 1):
+                flexible = spec.request_flexible(version) if is_request \
+                    else spec.response_flexible(version)
+                lanes[(api_key, version)] = (spec.name, flexible, reader)
 
     # -- resynchronisation -----------------------------------------------------------------
 
@@ -103,12 +128,192 @@ class Decoder:
     def decode(self, frame: RawFrame, is_request: bool, conn: Connection, src: str,
                dst: str) -> KafkaFrame:
         """The one place where bad bytes are caught: they become Malformed(error=...)."""
-        f = _Fields(frame.truncated or None)
+        if frame.truncated or not self.fast:
+            return self._decode_general(frame.ts, frame.data, frame.size, frame.packets,
+                                        frame.truncated, frame.flow, is_request, conn, src, dst)
+        return self.decode_data(frame.ts, frame.data, frame.size, frame.packets, frame.flow,
+                                is_request, conn, src, dst)
+
+    def decode_data(self, ts: float, data: bytes, size: int, packets: tuple[int, ...],
+                    flow: Flow | None, is_request: bool, conn: Connection, src: str,
+                    dst: str) -> KafkaFrame:
+        """`decode` of a whole frame (`data` without its length prefix), without a RawFrame.
+
+        The lean lane for the hot APIs (the fast path's Produce/Fetch readers): header,
+        pairing and body read inline, with no side effects until the body has been read, so
+        anything unusual (unknown client id bytes, non-empty header tags, unknown api/version,
+        a body that does not parse, an unpaired response) simply goes the general way and
+        gives exactly what it would have given. One-topic, one-partition Produce frames are
+        read by their shape (see fastpath.py): only the bytes that vary between them.
+        Proven equal by test_wire_lanes.py.
+        """
+        if self.fast:
+            try:
+                if is_request:
+                    for shape in conn.request_shapes:
+                        if data.startswith(shape[0]) and data.startswith(shape[1], 8):
+                            # _match_request_shape, inline for the common case: a compact
+                            # record set of < 16 KiB holding one magic-2 batch
+                            at = shape[2]
+                            b = data[at + 4]
+                            if shape[3] and 0x80 <= b and data[at + 5] < 0x80:
+                                start = at + 6
+                                end = start + ((b & 0x7F) | (data[at + 5] << 7)) - 1
+                                if len(data) == end + 3 and data.endswith(b"\x00\x00\x00") \
+                                        and _I32.unpack_from(data, start + 8)[0] + 12 \
+                                        == end - start and data[start + 16] == 2:
+                                    found = (_I32.unpack_from(data, at)[0],
+                                             _I32.unpack_from(data, start + 57)[0])
+                                else:
+                                    found = _match_request_shape(shape, data)
+                            else:
+                                found = _match_request_shape(shape, data)
+                            if found is None:
+                                break
+                            _, _, _, _, api_key, api_version, api, topics, topic_ids, \
+                                client_id = shape
+                            correlation_id = _I32.unpack_from(data, 4)[0]
+                            outstanding = conn.outstanding  # (self._remember, inline)
+                            if len(outstanding) >= conn.max_outstanding:
+                                del outstanding[next(iter(outstanding))]
+                            outstanding[correlation_id] = (api_key, api_version, ts, client_id)
+                            if client_id and conn.client_id is None:
+                                conn.client_id = client_id
+                            if topic_ids:
+                                topics = self._with_topic_ids(topics, topic_ids)
+                            return new_request(ts, src, dst, api_key, api, api_version,
+                                               correlation_id, client_id, topics, (found[0],),
+                                               found[1], (), None, conn.client_id, True, None,
+                                               packets, size, data, flow)
+                    api_key, api_version, correlation_id, n = _REQ_HEAD.unpack_from(data, 0)
+                    lane = self._request_lanes.get((api_key, api_version))
+                    if lane is not None:
+                        if n >= 0:
+                            pos = 10 + n
+                            client_id = self._client_ids.get(data[10:pos])
+                        else:
+                            pos = 10
+                            client_id = None
+                        if (n < 0 or client_id is not None) and len(data) >= pos:
+                            api, flexible, reader = lane
+                            if flexible:
+                                if data[pos]:
+                                    raise _Slow
+                                pos += 1
+                            summary = reader(data, pos, api_version)
+                            if api_key == _PRODUCE:
+                                self._learn_request_shape(conn, data, pos, lane, summary,
+                                                          client_id)
+                            self._remember(conn, correlation_id, api_key, api_version, ts,
+                                           client_id)
+                            if client_id and conn.client_id is None:
+                                conn.client_id = client_id
+                            topics = summary[0]
+                            if summary[1]:
+                                topics = self._with_topic_ids(topics, summary[1])
+                            return new_request(ts, src, dst, api_key, api, api_version,
+                                               correlation_id, client_id, topics, summary[2],
+                                               summary[4], summary[3], None, conn.client_id,
+                                               True, None, packets, size, data, flow)
+                else:
+                    correlation_id = _I32.unpack_from(data, 0)[0]
+                    outstanding = conn.outstanding
+                    request = outstanding.get(correlation_id)
+                    if request is not None:
+                        api_key, api_version, req_ts, client_id = request
+                        for shape in conn.response_shapes:
+                            if shape[0] == api_key and shape[1] == api_version \
+                                    and data.startswith(shape[2], 4):
+                                at = shape[3]
+                                if len(data) != at + shape[5] \
+                                        or not data.startswith(shape[4], at + shape[6]) \
+                                        or shape[7] and data[-1]:
+                                    break
+                                partition, error_code = _I32_I16.unpack_from(data, at)
+                                del outstanding[correlation_id]
+                                topics = shape[9]
+                                if shape[10]:
+                                    topics = self._with_topic_ids(topics, shape[10])
+                                return new_response(ts, src, dst, api_key, shape[8],
+                                                    api_version, correlation_id, client_id,
+                                                    topics, (partition,), None,
+                                                    (error_code,) if error_code else (),
+                                                    round((ts - req_ts) * 1000.0, 3),
+                                                    conn.client_id, True, None, packets, size,
+                                                    data, flow)
+                        lane = self._response_lanes.get((api_key, api_version))
+                        if lane is not None:
+                            api, flexible, reader = lane
+                            pos = 4
+                            if flexible:
+                                if data[4]:
+                                    raise _Slow
+                                pos = 5
+                            summary = reader(data, pos, api_version)
+                            if api_key == _PRODUCE:
+                                self._learn_response_shape(conn, data, pos, api_key,
+                                                           api_version, lane, summary)
+                            del outstanding[correlation_id]
+                            topics = summary[0]
+                            if summary[1]:
+                                topics = self._with_topic_ids(topics, summary[1])
+                            return new_response(ts, src, dst, api_key, api, api_version,
+                                                correlation_id, client_id, topics, summary[2],
+                                                summary[4], summary[3],
+                                                round((ts - req_ts) * 1000.0, 3),
+                                                conn.client_id, True, None, packets, size,
+                                                data, flow)
+            except (_Slow, *_DECODE_ERRORS):
+                pass  # the general way says what went wrong
+        return self._decode_general(ts, data, size, packets, "", flow, is_request, conn, src,
+                                    dst)
+
+    # -- shapes (see fastpath.py): learnt from a frame the reader has just read --------------
+
+    def _learn_request_shape(self, conn: Connection, data: bytes, pos: int, lane: tuple,
+                             summary: Summary, client_id: str | None) -> None:
+        api_key, api_version = _I16_I16.unpack_from(data, 0)
+        at = fastpath.produce_request_index_at(data, pos, api_version)
+        if at is None:
+            return
+        api, flexible, _ = lane
+        # (head, middle, index offset, flexible, api_key, api_version, api, topics, topic ids,
+        # client id): the head and middle are the bytes around the correlation id
+        shape = (data[:4], data[8:at], at, flexible, api_key, api_version, api, summary.topics,
+                 summary.topic_ids, client_id)
+        found = _match_request_shape(shape, data)
+        if found is None or (summary.topics, summary.topic_ids, (found[0],), (), found[1]) \
+                != tuple(summary):
+            return  # not the simple kind after all: the reader keeps reading these
+        conn.request_shapes = (shape, *conn.request_shapes[:_SHAPES - 1])
+
+    def _learn_response_shape(self, conn: Connection, data: bytes, pos: int, api_key: int,
+                              api_version: int, lane: tuple, summary: Summary) -> None:
+        at = fastpath.produce_response_index_at(data, pos, api_version)
+        if at is None:
+            return
+        fixed_at, fixed, total = fastpath.produce_response_layout(api_version)
+        api, flexible, _ = lane
+        if len(data) != at + total or not data.startswith(fixed, at + fixed_at) \
+                or flexible and data[-1]:
+            return
+        partition, error_code = _I32_I16.unpack_from(data, at)
+        if (summary.topics, summary.topic_ids, (partition,),
+                (error_code,) if error_code else (), None) != tuple(summary):
+            return
+        shape = (api_key, api_version, data[4:at], at, fixed, total, fixed_at, flexible, api,
+                 summary.topics, summary.topic_ids)
+        conn.response_shapes = (shape, *conn.response_shapes[:_SHAPES - 1])
+
+    def _decode_general(self, ts: float, data: bytes, size: int, packets: tuple[int, ...],
+                        truncated: str, flow: Flow | None, is_request: bool, conn: Connection,
+                        src: str, dst: str) -> KafkaFrame:
+        f = _Fields(truncated or None)
         try:
             if is_request:
-                self._request(frame, conn, f)
+                self._request(data, ts, conn, f)
             else:
-                self._response(frame, conn, f)
+                self._response(data, ts, conn, f)
         except _Unpaired:
             f.error = f.error or "no request with this correlation id was seen on this connection"
         except _DECODE_ERRORS as exc:
@@ -120,10 +325,10 @@ class Decoder:
             if body is not None and f.api_key == _API_VERSIONS and f.api_version >= 3:
                 conn.software_name = body.client_software_name or conn.software_name
                 conn.software_version = body.client_software_version or conn.software_version
-        return self._event(Request if is_request else Response, frame, src, dst, f, conn)
+        return self._event(Request if is_request else Response, ts, data, size, packets, flow,
+                           src, dst, f, conn)
 
-    def _request(self, frame: RawFrame, conn: Connection, f: _Fields) -> None:
-        data = frame.data
+    def _request(self, data: bytes, ts: float, conn: Connection, f: _Fields) -> None:
         api_key, api_version, correlation_id, n = _REQ_HEAD.unpack_from(data, 0)
         f.api_key, f.api_version, f.correlation_id = api_key, api_version, correlation_id
         # header v1+: a nullable int16 string (header v0 is only ControlledShutdown v0)
@@ -140,7 +345,7 @@ class Decoder:
             pos = 10 + n
         else:
             pos = 10
-        self._remember(conn, correlation_id, api_key, api_version, frame.ts, f.client_id)
+        self._remember(conn, correlation_id, api_key, api_version, ts, f.client_id)
         spec = self.schemas.spec(api_key)
         if spec is None:
             raise ValueError(f"unknown api key {api_key}")
@@ -151,15 +356,14 @@ class Decoder:
         if not f.error:
             f.summary, f.body = self._decode(data, pos, api_key, api_version, True)
 
-    def _response(self, frame: RawFrame, conn: Connection, f: _Fields) -> None:
-        data = frame.data
+    def _response(self, data: bytes, ts: float, conn: Connection, f: _Fields) -> None:
         correlation_id = f.correlation_id = _I32.unpack_from(data, 0)[0]
         request = conn.outstanding.pop(correlation_id, None)
         if request is None:
             raise _Unpaired
         api_key, api_version, req_ts, f.client_id = request
         f.api_key, f.api_version = api_key, api_version
-        f.latency_ms = round((frame.ts - req_ts) * 1000.0, 3)
+        f.latency_ms = round((ts - req_ts) * 1000.0, 3)
         spec = self.schemas.spec(api_key)
         if spec is None:
             raise ValueError(f"unknown api key {api_key}")
@@ -204,36 +408,75 @@ class Decoder:
             name = base64.urlsafe_b64encode(topic_id).rstrip(b"=").decode("ascii")
         return name
 
-    def _event(self, cls, frame: RawFrame, src: str, dst: str, f: _Fields,
+    def _with_topic_ids(self, topics: tuple[str, ...], topic_ids: tuple[bytes, ...]) -> tuple:
+        """Topic names followed by the (resolved) names of topic ids not already named."""
+        names = list(topics)
+        for tid in topic_ids:
+            text = self.topic_text(tid)
+            if text not in names:
+                names.append(text)
+        return tuple(names)
+
+    def _event(self, cls, ts: float, data: bytes, size: int, packets: tuple[int, ...],
+               flow: Flow | None, src: str, dst: str, f: _Fields,
                conn: Connection) -> KafkaFrame:
         api = self.schemas.name(f.api_key)
         summary = f.summary
         if summary is not None:
             topics = summary.topics
             if summary.topic_ids:
-                names = list(topics)
-                for tid in summary.topic_ids:
-                    text = self.topic_text(tid)
-                    if text not in names:
-                        names.append(text)
-                topics = tuple(names)
+                topics = self._with_topic_ids(topics, summary.topic_ids)
             partitions, records, error_codes = summary.partitions, summary.records, summary.error_codes
         else:
             topics, partitions, records, error_codes = (), (), None, ()
         if f.error is not None:
             kind = "request" if cls is Request else "response"
-            return Malformed(frame.ts, src, dst, f.api_key, api, f.api_version, f.correlation_id,
+            return Malformed(ts, src, dst, f.api_key, api, f.api_version, f.correlation_id,
                              f.client_id, topics, partitions, records, error_codes, f.latency_ms,
-                             conn.client_id, False, f.error, frame.packets, frame.size, frame.data,
-                             frame.flow, kind)
+                             conn.client_id, False, f.error, packets, size, data, flow, kind)
         make = new_request if cls is Request else new_response
-        return make(frame.ts, src, dst, f.api_key, api, f.api_version, f.correlation_id,
+        return make(ts, src, dst, f.api_key, api, f.api_version, f.correlation_id,
                     f.client_id, topics, partitions, records, error_codes, f.latency_ms,
-                    conn.client_id, True, None, frame.packets, frame.size, frame.data, frame.flow)
+                    conn.client_id, True, None, packets, size, data, flow)
+
+
+def _match_request_shape(shape: tuple, data: bytes) -> tuple[int, int] | None:
+    """(partition, records) of a Produce request of this shape, or None when the bytes after
+    the partition index are not one record set and empty tagged fields up to the end."""
+    at = shape[2]
+    partition = _I32.unpack_from(data, at)[0]
+    if shape[3]:  # flexible: compact bytes, then partition, topic and body tags
+        b = data[at + 4]
+        if b < 0x80:
+            start = at + 5
+        else:
+            b2 = data[at + 5]
+            if b2 >= 0x80:
+                return None
+            b = (b & 0x7F) | (b2 << 7)
+            start = at + 6
+        end = start + b - 1
+        if b < 1 or len(data) != end + 3 or not data.endswith(b"\x00\x00\x00"):
+            return None
+    else:
+        length = _I32.unpack_from(data, at + 4)[0]
+        start = at + 8
+        end = start + length
+        if length < 0 or len(data) != end:
+            return None
+    # one magic-2 batch filling the record set exactly: its count (as count_records reads it)
+    length = _I32.unpack_from(data, start + 8)[0] if end - start >= 17 else -1
+    if length >= 49 and start + 12 + length == end and data[start + 16] == 2:
+        return partition, _I32.unpack_from(data, start + 57)[0]
+    return partition, count_records(data[start:end])
 
 
 class _Unpaired(Exception):
     """A response whose request was not seen."""
+
+
+class _Slow(Exception):
+    """The lean lane hands a frame to the general way."""
 
 
 class _Fields:

@@ -416,3 +416,63 @@ READERS = {
     (1, True): (fetch_request, FETCH_MAX_VERSION),
     (1, False): (fetch_response, FETCH_MAX_VERSION),
 }
+
+
+# -- shapes: what repeats from one Produce frame to the next --------------------------------
+#
+# A producer sends request after request that differ only in the correlation id, the partition
+# index and the record batch (and the broker answers with responses that differ only in the
+# correlation id, the partition, the error code and the offsets/timestamps). For a frame with
+# one topic and one partition, everything the readers above take from the bytes before the
+# partition index is fixed by those bytes, so the decoder (decode.py) remembers it as a shape
+# keyed by the bytes themselves and reads only the parts that vary. These functions find
+# where the partition index sits, or None when the frame is not of that simple kind.
+
+def produce_request_index_at(data: bytes, pos: int, version: int) -> int | None:
+    """Offset of the partition index of a one-topic, one-partition Produce request whose
+    body starts at `pos`, or None."""
+    flex = version >= _PRODUCE_FLEX
+    r = _Reader(data, pos, flex)
+    if version >= 3:
+        r.skip_string()  # transactional_id
+    r.skip(6)  # acks, timeout_ms
+    if r.array_length() != 1:
+        return None
+    if version >= _TOPIC_ID_FROM:
+        r.skip(16)
+    else:
+        r.skip_string()
+    if r.array_length() != 1:
+        return None
+    return r.pos
+
+
+def produce_response_index_at(data: bytes, pos: int, version: int) -> int | None:
+    """Offset of the partition index of a one-topic, one-partition Produce response whose
+    body starts at `pos`, or None."""
+    r = _Reader(data, pos, version >= _PRODUCE_FLEX)
+    if r.array_length() != 1:
+        return None
+    if version >= _TOPIC_ID_FROM:
+        r.skip(16)
+    else:
+        r.skip_string()
+    if r.array_length() != 1:
+        return None
+    return r.pos
+
+
+def produce_response_layout(version: int) -> tuple[int, bytes, int]:
+    """After the partition index of a one-topic, one-partition Produce response without
+    record errors, error message or tagged fields: (where the fixed bytes after the varying
+    offsets start, those bytes, the frame's length from the index), all relative to the
+    index. The throttle time between them varies and is not read, like the reader."""
+    fixed = 8 + (8 if version >= 2 else 0) + (8 if version >= 5 else 0)
+    at = 6 + fixed  # index, error_code, base_offset, log_append_time, log_start_offset
+    if version >= _PRODUCE_FLEX:
+        # record_errors [], error_message null, partition tags, topic tags | throttle | tags
+        return at, b"\x01\x00\x00\x00", at + 4 + 4 + 1
+    if version >= 8:
+        # record_errors [] (int32 0), error_message null (int16 -1) | throttle
+        return at, b"\x00\x00\x00\x00\xff\xff", at + 6 + 4
+    return at, b"", at + (4 if version >= 1 else 0)

@@ -71,6 +71,30 @@ class Framer:
             data = data[skip_to - offset :] if skip_to > offset else data
             offset = max(offset, skip_to)
             self.skip_to = None
+        buf = self.buf
+        if buf and not self.hunting and len(buf) >= 4:
+            # the rest of a frame begun earlier: complete it from `data` without copying the
+            # segment into the buffer, then frame the remainder like a fresh segment
+            size = _I32.unpack_from(buf, 0)[0]
+            need = 4 + size - len(buf)
+            if self.min_size <= size <= MAX_FRAME_BYTES and size <= self.keep_limit \
+                    and need > 0:
+                if need > len(data):
+                    buf += data
+                    self.chunks.append((offset, packet))
+                    return
+                packets = self._packets(len(buf))
+                if packet not in packets:
+                    packets += (packet,)
+                out.append(new_raw_frame(self.flow, ts, self.buf_off, size,
+                                         bytes(buf[4:]) + data[:need], packets, ""))
+                self.buf = bytearray()
+                self.chunks = []
+                offset += need
+                self.buf_off = offset
+                if need == len(data):
+                    return
+                data = data[need:]
         if not self.buf and not self.hunting:
             # hot path: whole frames straight from the segment, no copying into the buffer
             self.buf_off = offset

@@ -20,15 +20,20 @@ from dataclasses import dataclass, field
 from struct import Struct
 
 from kshock.wire.decode import Connection, Decoder
-from kshock.wire.framing import Framer
+from kshock.wire.framing import MAX_FRAME_BYTES, Framer
 from kshock.wire.model import Closed, Data, Event, Flow, Gap, Malformed, RawFrame
 from kshock.wire.packet import parse_packet
 from kshock.wire.schema import SchemaTable
 from kshock.wire.stream import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_FLOW_BYTES, StreamTable, connection_key
 
 _EXPIRE_EVERY = 4096  # packets between idle sweeps
-_U16 = Struct("!H")
-_TCP = Struct("!HHIIBB")
+# from the EtherType on: ethertype, version/ihl, total length, flags/fragment, protocol,
+# src+dst+sport+dport (the lane key), seq, ack, data offset, TCP flags
+_HOT = Struct("!HBxHxxHxBxx12sIIBB")
+_PORTS = Struct("!HH")
+_I32 = Struct("!i")
+_MOD = 1 << 32
+_HALF = 1 << 31
 
 
 @dataclass(slots=True)
@@ -55,6 +60,29 @@ class _ConnState:
         self.decoder_conn = decoder_conn
 
 
+class _Lane:
+    """What the fused lane needs of one IPv4 direction that already has a framer."""
+
+    __slots__ = ("half", "other", "framer", "dconn", "flow", "is_request", "src", "dst",
+                 "min_size", "max_size")
+
+    def __init__(self, half, framer: Framer, dconn: Connection) -> None:
+        self.half = half
+        self.other = half.other
+        self.framer = framer
+        self.dconn = dconn
+        self.flow = framer.flow
+        self.is_request = framer.is_request
+        self.src = framer.src
+        self.dst = framer.dst
+        self.min_size = framer.min_size
+        self.max_size = min(MAX_FRAME_BYTES, framer.keep_limit)
+
+
+def _lane_key(flow: Flow) -> bytes:
+    return flow.src + flow.dst + _PORTS.pack(flow.sport, flow.dport)
+
+
 class Sniffer:
     """Decodes the Kafka traffic of any number of connections from raw packets."""
 
@@ -74,6 +102,9 @@ class Sniffer:
         self._keep_limit = max_flow_bytes - self._streams.pending_limit
         self._conns: dict[tuple, _ConnState] = {}
         self._framers: dict[Flow, Framer] = {}
+        # IPv4 flows with a framer, by their addresses and ports as they sit in the packet
+        self._lanes: dict[bytes, _Lane] = {}
+        self._decode_data = self.decoder.decode_data
         self._last_ts = 0.0
         self._next_expire = _EXPIRE_EVERY
 
@@ -91,31 +122,111 @@ class Sniffer:
         stats = self.stats
         stats.packets += 1
         packet = stats.packets
-        # hot lane: Ethernet + IPv4 (no options, not a fragment) + TCP, else the general parser
-        if linktype == 1 and raw[12:14] == b"\x08\x00" and raw[14] == 0x45 and raw[23] == 6 \
-                and not _U16.unpack_from(raw, 20)[0] & 0x3FFF and len(raw) >= 54:
-            total = _U16.unpack_from(raw, 16)[0]
+        # Ethernet + IPv4 (no options, not a fragment) + TCP is parsed here, with one unpack;
+        # anything else goes through parse_packet (which gives the same Segment for these)
+        if linktype == 1 and len(raw) >= 54:
+            ethertype, vihl, total, frag, proto, key, seq, ack, off, flags = _HOT.unpack_from(raw, 12)
+            if ethertype != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF:
+                return self._feed_general(ts, linktype, raw, packet)
             end = 14 + total
-            if total < 40 or end > len(raw):
+            if total == 0 or end > len(raw):  # TSO captures write 0; short captures are cut
                 end = len(raw)
-            sport, dport, seq, ack, off, flags = _TCP.unpack_from(raw, 34)
-            ports = self.ports
-            if dport not in ports and sport not in ports:
+            elif total < 40:
                 return []
             data_at = 34 + (off >> 4) * 4
-            if off >> 4 < 5 or data_at > end:
+            if off < 0x50 or data_at > end:
+                return []
+            lane = self._lanes.get(key)
+            if lane is not None and not flags & 0x07:  # no FIN, SYN or RST
+                # The fused lane: the next in-order bytes of an established flow, nothing
+                # waiting, no hole acknowledged: the same events as the general way (Segment ->
+                # StreamTable -> Data -> Framer -> RawFrame -> decode) without the stream
+                # machinery, and a segment of exactly one whole frame without any objects.
+                half = lane.half
+                other = lane.other
+                if not half.pending and half.fin_off is None \
+                        and not (seq - half.base_seq - half.next_off) % _MOD \
+                        and (not flags & 0x10 or not other.started  # ACK: not past a hole
+                             or not 0 < (ack - other.base_seq - other.next_off) % _MOD < _HALF):
+                    stats.kafka_segments += 1
+                    if ts > self._last_ts:
+                        self._last_ts = ts
+                    conn = half.conn
+                    if ts > conn.last_ts:
+                        conn.last_ts = ts
+                    n = end - data_at
+                    if n == 0:  # a bare ACK: nothing to frame
+                        if packet >= self._next_expire:
+                            return self._expire(packet, [])
+                        return []
+                    framer = lane.framer
+                    offset = half.next_off
+                    half.next_off = offset + n
+                    if not framer.buf and not framer.hunting and framer.skip_to is None \
+                            and n >= 4:
+                        size = _I32.unpack_from(raw, data_at)[0]
+                        if size + 4 == n and lane.min_size <= size <= lane.max_size:
+                            # one whole frame, the common case: framed and decoded right here
+                            framer.buf_off = offset + n
+                            event = self._decode_data(ts, raw[data_at + 4 : end], size,
+                                                      (packet,), lane.flow, lane.is_request,
+                                                      lane.dconn, lane.src, lane.dst)
+                            stats.frames += 1
+                            if type(event) is Malformed:
+                                stats.malformed += 1
+                            elif lane.is_request:
+                                stats.requests += 1
+                            else:
+                                stats.responses += 1
+                            if packet >= self._next_expire:
+                                return self._expire(packet, [event])
+                            return [event]
+                    # anything else: the framer as the general way would feed it
+                    frames = []
+                    framer.feed(offset, raw[data_at:end], ts, packet, frames)
+                    out: list = []
+                    if frames:
+                        decode_data = self._decode_data
+                        for item in frames:
+                            if type(item) is RawFrame and not item.truncated:
+                                event = decode_data(item.ts, item.data, item.size, item.packets,
+                                                    item.flow, lane.is_request, lane.dconn,
+                                                    lane.src, lane.dst)
+                                stats.frames += 1
+                                if type(event) is Malformed:
+                                    stats.malformed += 1
+                                elif lane.is_request:
+                                    stats.requests += 1
+                                else:
+                                    stats.responses += 1
+                                out.append(event)
+                            else:
+                                self._decode_all([item], out)
+                    if packet >= self._next_expire:
+                        return self._expire(packet, out)
+                    return out
+            sport, dport = _PORTS.unpack_from(raw, 34)
+            ports = self.ports
+            if dport not in ports and sport not in ports:
                 return []
             src, dst, payload = raw[26:30], raw[30:34], raw[data_at:end]
         else:
-            seg = parse_packet(linktype, raw)
-            if seg is None:
-                return []
-            ports = self.ports
-            sport, dport = seg.sport, seg.dport
-            if dport not in ports and sport not in ports:
-                return []
-            src, dst, seq, ack, flags, payload = seg.src, seg.dst, seg.seq, seg.ack, seg.flags, seg.payload
-        stats.kafka_segments += 1
+            return self._feed_general(ts, linktype, raw, packet)
+        return self._feed_segment(src, sport, dst, dport, seq, ack, flags, payload, ts, packet)
+
+    def _feed_general(self, ts: float, linktype: int, raw: bytes, packet: int) -> list[Event]:
+        seg = parse_packet(linktype, raw)
+        if seg is None:
+            return []
+        ports = self.ports
+        if seg.dport not in ports and seg.sport not in ports:
+            return []
+        return self._feed_segment(seg.src, seg.sport, seg.dst, seg.dport, seg.seq, seg.ack,
+                                  seg.flags, seg.payload, ts, packet)
+
+    def _feed_segment(self, src: bytes, sport: int, dst: bytes, dport: int, seq: int, ack: int,
+                      flags: int, payload: bytes, ts: float, packet: int) -> list[Event]:
+        self.stats.kafka_segments += 1
         if ts > self._last_ts:
             self._last_ts = ts
         stream_events: list = []
@@ -127,6 +238,14 @@ class Sniffer:
         if not stream_events:
             return []
         return self._process(stream_events)
+
+    def _expire(self, packet: int, out: list) -> list[Event]:
+        self._next_expire = packet + _EXPIRE_EVERY
+        stream_events: list = []
+        self._streams.expire(self._last_ts, stream_events)
+        if stream_events:
+            out.extend(self._process(stream_events))
+        return out
 
     def finish(self) -> list[Event]:
         """The capture ended: flush every connection (partial frames become Malformed)."""
@@ -158,6 +277,7 @@ class Sniffer:
                     self._decode_all(frames, out)
                     for flow in state.framers:
                         self._framers.pop(flow, None)
+                        self._lanes.pop(_lane_key(flow), None)
                 self.stats.closed[ev.how] = self.stats.closed.get(ev.how, 0) + 1
                 out.append(ev)
         return out
@@ -182,6 +302,9 @@ class Sniffer:
         framer.state = state
         state.framers[flow] = framer
         self._framers[flow] = framer
+        half = self._streams.half(flow)
+        if len(flow.src) == 4 and half is not None:
+            self._lanes[_lane_key(flow)] = _Lane(half, framer, state.decoder_conn)
         return framer
 
     def _decode_all(self, frames: list, out: list) -> None:

@@ -153,6 +153,10 @@ class StreamTable:
         conn = self._conns.get(connection_key(flow))
         return conn is not None and conn.halves[flow].midstream
 
+    def half(self, flow: Flow) -> _Half | None:
+        """The direction state of `flow` (the sniffer's fused lane reads and advances it)."""
+        return self._halves.get((flow.src, flow.sport, flow.dst, flow.dport))
+
     def buffered_bytes(self) -> int:
         return sum(h.pending_bytes for c in self._conns.values() for h in c.halves.values())
 
