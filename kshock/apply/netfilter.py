@@ -1,0 +1,120 @@
+"""EDGE: load and remove kshock's iptables chains atomically with iptables-restore --noflush.
+
+Works with both backends Debian ships: `iptables -V` says nf_tables or legacy, and the matching
+restore/save binaries are used (python-iptables only speaks legacy: see README). kshock only ever
+touches chains named KSHOCK-* and the jumps into them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from kshock.apply.scope import Scope
+from kshock.errors import OperationFailed, UserError
+from kshock.rules.kernel import RuleSet
+from kshock.rules.render import render_restore
+
+CHAIN_PREFIX = "KSHOCK-"
+TABLES = ("filter", "mangle")
+_MISSING_EXTENSION = re.compile(r"Couldn't load (?:match|target) `?(\w+)'?")
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    name: str  # "nf_tables" | "legacy"
+    restore: str
+    save: str
+
+
+def detect_backend() -> Backend:
+    if shutil.which("iptables") is None:
+        raise UserError("`iptables` is not installed", "install it: apt-get install iptables")
+    version = subprocess.run(["iptables", "-V"], capture_output=True, text=True, timeout=10).stdout
+    if "legacy" in version:
+        return Backend("legacy", "iptables-legacy-restore", "iptables-legacy-save")
+    return Backend("nf_tables", "iptables-restore", "iptables-save")
+
+
+def save(backend: Backend, scope: Scope, table: str, counters: bool = False) -> str:
+    argv = [backend.save, "-t", table] + (["-c"] if counters else [])
+    result = subprocess.run(scope.argv(argv), capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise OperationFailed(f"{backend.save} failed in {scope.describe()}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def kshock_chains(backend: Backend, scope: Scope) -> dict[str, set[str]]:
+    """table -> the KSHOCK-* chains that exist there now."""
+    found = {}
+    for table in TABLES:
+        text = save(backend, scope, table)
+        found[table] = {line[1:].split()[0] for line in text.splitlines() if line.startswith(f":{CHAIN_PREFIX}")}
+    return found
+
+
+def load(backend: Backend, scope: Scope, ruleset: RuleSet) -> None:
+    """Add the rule set in one transaction: all of it or (on any error) none of it."""
+    existing = kshock_chains(backend, scope).get(ruleset.table, set())
+    clash = sorted(existing & set(ruleset.chain_names))
+    if clash:
+        raise UserError(f"a fault named {ruleset.name!r} is already active in {scope.describe()} ({', '.join(clash)})",
+                        f"revert it first (kshock revert {ruleset.name}) or choose another name")
+    _restore(backend, scope, render_restore(ruleset))
+
+
+def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) -> list[str]:
+    """Delete the jumps into `chains` and the chains themselves, in one transaction. Built from
+    what the kernel holds now, so it also works when a rule was removed by hand."""
+    text = save(backend, scope, table)
+    present = {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")}
+    targets = chains & present
+    if not targets:
+        return []
+    lines = [f"*{table}"]
+    for line in text.splitlines():
+        if line.startswith("-A "):
+            jump = re.search(r"\s-j\s+(\S+)", line)
+            chain = line.split()[1]
+            if jump and jump.group(1) in targets and chain not in targets:
+                lines.append("-D " + line[3:])
+    lines += [f"-F {chain}" for chain in sorted(targets)]
+    lines += [f"-X {chain}" for chain in sorted(targets)]
+    lines.append("COMMIT")
+    _restore(backend, scope, "\n".join(lines) + "\n")
+    return sorted(targets)
+
+
+def counters(backend: Backend, scope: Scope, table: str, chains: set[str]) -> dict[str, list[tuple[int, int, str]]]:
+    """chain -> [(packets, bytes, rule text)] for the rules of kshock's chains."""
+    out: dict[str, list[tuple[int, int, str]]] = {chain: [] for chain in chains}
+    for line in save(backend, scope, table, counters=True).splitlines():
+        found = re.match(r"\[(\d+):(\d+)\] -A (\S+) (.*)", line)
+        if found and found.group(3) in chains:
+            out[found.group(3)].append((int(found.group(1)), int(found.group(2)), found.group(4)))
+    return out
+
+
+def _restore(backend: Backend, scope: Scope, text: str) -> None:
+    if shutil.which(backend.restore) is None:
+        raise UserError(f"`{backend.restore}` is not installed", "install it: apt-get install iptables")
+    result = subprocess.run(scope.argv([backend.restore, "--noflush"]), input=text, capture_output=True, text=True,
+                            timeout=30)
+    if result.returncode == 0:
+        return
+    stderr = result.stderr.strip()
+    missing = _MISSING_EXTENSION.search(stderr)
+    if missing:
+        raise OperationFailed(f"this kernel or iptables lacks the `{missing.group(1)}` extension, so nothing was applied",
+                              f"load it (modprobe xt_{missing.group(1)}) or use a rule that does not need it")
+    line = re.search(r"line:? (\d+)", stderr)
+    detail = ""
+    if line:
+        number = int(line.group(1))
+        lines = text.splitlines()
+        if 0 < number <= len(lines):
+            detail = f" at `{lines[number - 1][:160]}`"
+    raise OperationFailed(f"{backend.restore} refused the rule set{detail}: {stderr.splitlines()[0] if stderr else 'no message'}"
+                          ", so nothing was applied")
