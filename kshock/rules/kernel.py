@@ -131,6 +131,26 @@ class Jump:
 
 
 @dataclass(frozen=True, slots=True)
+class TrafficControl:
+    """A traffic-control fault, as a plan: packets whose mark (`mark & mask`) the rule set's
+    MARK rules set in the mangle table get this netem/tbf treatment when they leave by
+    `interface` (any interface when None). The apply backend realises it with a `tc filter ...
+    fw` per mark; the compiler builds no tc itself. tc shapes a device's egress, so the marked
+    packets are always ones that leave this host (OUTPUT) or pass through it (FORWARD)."""
+
+    rule: str
+    mark: int
+    mask: int
+    kind: str  # rate | delay | duplicate | corrupt | reorder
+    hook: str  # the built-in chain the marks are set from: OUTPUT | FORWARD
+    interface: str | None = None
+    percent: float | None = None
+    rate_bit_s: int | None = None
+    delay_ms: float | None = None
+    jitter_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     name: str
     chains: tuple[Chain, ...]
@@ -139,6 +159,8 @@ class RuleSet:
     family: str = "ipv4"
     expires_at: str | None = None  # UTC; every rule carries it as --datestop
     warnings: tuple[str, ...] = field(default=())
+    traffic_control: tuple[TrafficControl, ...] = ()  # tc faults the mangle-table marks select
+    connmark_mask: int = 0  # the conntrack mark bits this rule set sets and tests
 
     @property
     def chain_names(self) -> tuple[str, ...]:

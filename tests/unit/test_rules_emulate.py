@@ -1,0 +1,46 @@
+"""The emulator's u32 and string semantics, and its compiled u32 programs equal the reference."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kshock.rules.emulate import compile_u32, parse_u32, string_matches, u32_matches
+
+numbers = st.integers(min_value=0, max_value=64)
+ops = st.lists(st.tuples(st.sampled_from(["&", "<<", ">>", "@"]), st.integers(min_value=0, max_value=70)), max_size=4)
+ranges = st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)).map(sorted), min_size=1, max_size=3)
+
+
+def _text(tests) -> str:
+    parts = []
+    for first, test_ops, test_ranges in tests:
+        location = str(first) + "".join(f"{op}{n}" for op, n in test_ops)
+        parts.append(location + "=" + ",".join(f"{lo}:{hi}" for lo, hi in test_ranges))
+    return " && ".join(parts)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(numbers, ops, ranges), min_size=1, max_size=3), st.binary(max_size=120))
+def test_compiled_u32_equals_the_reference(tests, packet):
+    program = parse_u32(_text(tests))
+    assert compile_u32(program)(packet) == u32_matches(program, packet)
+
+
+def test_u32_reads_past_the_end_are_false():
+    packet = bytes(range(20))
+    assert u32_matches(parse_u32("16=0x10111213"), packet)
+    assert not u32_matches(parse_u32("17=0:0xFFFFFFFF"), packet)  # would read byte 20
+    # `@` moves the cursor by the value read: 0x0000000C then read at 12+4.
+    at_twelve = struct.pack(">I", 12) + bytes(12) + b"\xAA\xBB\xCC\xDD"
+    assert u32_matches(parse_u32("0@4=0xAABBCCDD"), at_twelve)
+
+
+def test_string_must_lie_wholly_inside_the_window():
+    packet = b"0123456789abcdef"
+    assert string_matches(b"abc", 10, 13, packet)
+    assert not string_matches(b"abc", 10, 12, packet)  # ends past --to
+    assert not string_matches(b"abc", 11, 16, packet)  # starts before --from
+    assert string_matches(b"ef", 0, 1000, packet)
