@@ -348,7 +348,7 @@ class Decoder:
         self._remember(conn, correlation_id, api_key, api_version, ts, f.client_id)
         spec = self.schemas.spec(api_key)
         if spec is None:
-            raise ValueError(f"unknown api key {api_key}")
+            raise ValueError(self.schemas.missing(api_key, api_version))
         if not 0 <= api_version <= spec.max_version:
             raise ValueError(f"{spec.name} v{api_version} is not a known version")
         if spec.request_flexible(api_version):
@@ -366,7 +366,7 @@ class Decoder:
         f.latency_ms = round((ts - req_ts) * 1000.0, 3)
         spec = self.schemas.spec(api_key)
         if spec is None:
-            raise ValueError(f"unknown api key {api_key}")
+            raise ValueError(self.schemas.missing(api_key, api_version))
         if not 0 <= api_version <= spec.max_version:
             raise ValueError(f"{spec.name} v{api_version} is not a known version")
         pos = 4

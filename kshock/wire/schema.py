@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from kshock.wire.apis import API_NAMES
 from kshock.wire.records import count_records
 
 # what a topic-ish struct calls its name, and a partition-ish struct its index
@@ -62,8 +63,12 @@ class SchemaTable:
         import kafka.protocol.sasl  # noqa: F401
         from kafka.protocol.api_key import ApiKey
         from kafka.protocol.api_message import ApiMessage
+        from kafka.version import __version__
 
+        self.library = f"kafka-python {__version__}"
+        # the spec's names, also for keys kafka-python has no schema (or no name) for
         self.names: dict[int, str] = {int(k): k.name for k in ApiKey}
+        self.names.update(enumerate(API_NAMES))
         found: dict[int, dict[str, Any]] = {}
         stack = list(ApiMessage.__subclasses__())
         while stack:
@@ -76,7 +81,8 @@ class SchemaTable:
             if "request" not in pair or "response" not in pair:
                 continue
             req, resp = pair["request"], pair["response"]
-            name = req.name[: -len("Request")] if req.name.endswith("Request") else req.name
+            name = self.names.get(key) or (req.name[: -len("Request")]
+                                           if req.name.endswith("Request") else req.name)
             self.names[key] = name
             self.specs[key] = ApiSpec(
                 key, name, req, resp, req.max_version,
@@ -90,6 +96,13 @@ class SchemaTable:
         if api_key is None:
             return None
         return self.names.get(api_key)
+
+    def missing(self, api_key: int, api_version: int) -> str:
+        """Why a frame of an api key without a schema is decoded no further than its header."""
+        name = self.names.get(api_key)
+        if name is None:
+            return f"unknown api key {api_key}"
+        return f"{self.library} has no schema for {name} v{api_version} (api key {api_key}): header only"
 
     def known(self, api_key: int, api_version: int) -> bool:
         spec = self.specs.get(api_key)

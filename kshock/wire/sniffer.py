@@ -139,12 +139,13 @@ class Sniffer:
             lane = self._lanes.get(key)
             if lane is not None and not flags & 0x07:  # no FIN, SYN or RST
                 # The fused lane: the next in-order bytes of an established flow, nothing
-                # waiting, no hole acknowledged: the same events as the general way (Segment ->
-                # StreamTable -> Data -> Framer -> RawFrame -> decode) without the stream
-                # machinery, and a segment of exactly one whole frame without any objects.
+                # waiting (in either direction: held replies wait for these bytes), no hole
+                # acknowledged: the same events as the general way (Segment -> StreamTable ->
+                # Data -> Framer -> RawFrame -> decode) without the stream machinery, and a
+                # segment of exactly one whole frame without any objects.
                 half = lane.half
                 other = lane.other
-                if not half.pending and half.fin_off is None \
+                if not half.pending and half.fin_off is None and other.gate is None \
                         and not (seq - half.base_seq - half.next_off) % _MOD \
                         and (not flags & 0x10 or not other.started  # ACK: not past a hole
                              or not 0 < (ack - other.base_seq - other.next_off) % _MOD < _HALF):

@@ -3,8 +3,13 @@
 - Sequence numbers become 64-bit stream offsets counted from the first byte seen.
 - Retransmitted and overlapping bytes are delivered once (the first copy wins).
 - Out-of-order segments wait, up to a per-direction byte bound; the hole before them becomes a
-  Gap when the bound is hit, when the peer acknowledges past the hole twice (the bytes were
-  received, the capture lost them), at close, at idle timeout and at `finish`.
+  Gap when the bound is hit, when the peer acknowledges past the hole twice, the second time
+  further (the bytes were received, the capture lost them), at close, at idle timeout and at
+  `finish`. The FIN's sequence number is no data byte: acknowledging it proves nothing lost.
+- Captures reorder the two directions (a reply captured before the bytes it answers): the bytes
+  of a segment that acknowledges peer bytes not yet seen are held back until those bytes arrive
+  or are declared lost, so a request always comes out before its response and a late segment is
+  never taken for a lost one. Only one direction of a connection waits at a time.
 - A capture that starts mid-connection starts the stream at the first data seen and marks it
   `midstream` (framing then resynchronises).
 - FIN on both sides or RST close the connection; idle connections are closed by packet time,
@@ -19,7 +24,8 @@ from kshock.wire.model import ACK, FIN, RST, SYN, Closed, Data, Flow, Gap, Segme
 
 DEFAULT_MAX_FLOW_BYTES = 64 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT_S = 300.0
-_ACKS_PAST_HOLE = 2  # the peer acknowledged bytes we never saw, this many times: they are lost
+_ACKS_PAST_HOLE = 2  # the peer acknowledged bytes we never saw, twice, each time further: lost
+LOST_ACKNOWLEDGED = "lost segment (acknowledged, not captured)"
 _MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -29,7 +35,8 @@ class _Half:
 
     __slots__ = (
         "flow", "started", "base_seq", "next_off", "pending", "pending_bytes",
-        "fin_off", "finished", "midstream", "acks_past_hole", "pending_limit", "conn", "other",
+        "fin_off", "finished", "midstream", "acks_past_hole", "hole_at", "hole_witness",
+        "pending_limit", "conn", "other", "gate",
     )
 
     def __init__(self, flow: Flow, pending_limit: int) -> None:
@@ -42,10 +49,17 @@ class _Half:
         self.fin_off: int | None = None
         self.finished = False
         self.midstream = False
+        # acknowledgements of the peer past the hole at `hole_at` (a hole once filled counts
+        # nothing for the next), the furthest of them `hole_witness`
         self.acks_past_hole = 0
+        self.hole_at = 0
+        self.hole_witness = 0
         self.pending_limit = pending_limit
         self.conn: _Connection | None = None
         self.other: _Half | None = None
+        # while set: nothing is delivered until the peer's stream reaches this offset (the
+        # bytes waiting in `pending` answer peer bytes the capture has not shown yet)
+        self.gate: int | None = None
 
     def offset_of(self, seq: int) -> int:
         delta = (seq - self.base_seq - self.next_off) % _MOD
@@ -58,13 +72,15 @@ class _Half:
         end = off + len(data)
         if end <= next_off:
             return  # a retransmission of bytes already delivered
-        if off <= next_off:
+        if off <= next_off and self.gate is None:
             if off < next_off:
                 data = data[next_off - off :]
             out.append(new_data(self.flow, ts, next_off, data, packet))
             self.next_off = end
             if self.pending:
                 self._drain(out)
+            elif self.other.gate is not None:
+                self._advanced(out)
             return
         old = self.pending.get(off)
         if old is not None and len(old[0]) >= len(data):
@@ -74,14 +90,46 @@ class _Half:
         self.pending[off] = (data, packet, ts)
         self.pending_bytes += len(data)
         if self.pending_bytes > self.pending_limit:
-            self.skip_hole(ts, out, "reorder buffer full")
+            if self.gate is not None:
+                self.open_gate(ts, out)
+            if self.pending_bytes > self.pending_limit:
+                self.skip_hole(ts, out, "reorder buffer full")
+
+    def hold(self, off: int, end: int, upto: int) -> None:
+        """The segment [off, end) answers peer bytes up to `upto` not seen yet: hold it back."""
+        if self.gate is not None:
+            if upto > self.gate:
+                self.gate = upto  # later bytes wait for more (never earlier than they did)
+        elif off <= self.next_off < end and self.other.gate is None:
+            self.gate = upto
+
+    def open_gate(self, ts: float, out: list) -> None:
+        """Stop waiting: the peer bytes this direction waits for are lost to the capture."""
+        other = self.other
+        while self.gate is not None and other.next_off < self.gate:
+            before = other.next_off
+            other.skip_hole(ts, out, LOST_ACKNOWLEDGED, self.gate)
+            if other.next_off == before:
+                break
+        if self.gate is not None:
+            self.gate = None
+            self._drain(out)
+
+    def _advanced(self, out: list) -> None:
+        """This direction moved on: release the peer's held bytes if they waited for it."""
+        other = self.other
+        if other.gate is not None and self.next_off >= other.gate:
+            other.gate = None
+            other._drain(out)
 
     def _drain(self, out: list) -> None:
+        if self.gate is not None:
+            return
         pending = self.pending
         while pending:
             off = min(pending)
             if off > self.next_off:
-                return
+                break  # another hole
             data, packet, ts = pending.pop(off)
             self.pending_bytes -= len(data)
             end = off + len(data)
@@ -90,7 +138,8 @@ class _Half:
                     data = data[self.next_off - off :]
                 out.append(Data(self.flow, ts, self.next_off, data, packet))
                 self.next_off = end
-        self.acks_past_hole = 0
+        if self.other.gate is not None:
+            self._advanced(out)
 
     def skip_hole(self, ts: float, out: list, reason: str, upto: int | None = None) -> None:
         """Report the bytes before the first waiting segment (or up to `upto`) as lost."""
@@ -105,10 +154,11 @@ class _Half:
                 format_endpoint(flow.src, flow.sport), format_endpoint(flow.dst, flow.dport), reason)
         )
         self.next_off = target
-        self.acks_past_hole = 0
         self._drain(out)
 
     def flush(self, ts: float, out: list, reason: str) -> None:
+        if self.gate is not None:
+            self.open_gate(ts, out)
         while self.pending:
             self.skip_hole(ts, out, reason)
 
@@ -198,23 +248,44 @@ class StreamTable:
         else:
             off = half.offset_of(seq)
         if flags & ACK:
-            # first: the peer's bytes that this segment acknowledges (a reply to bytes past a
-            # hole is proof enough that the hole was lost, and must come after them)
+            # first: the peer's bytes that this segment acknowledges
             other = half.other
             if other.started:
                 ack_off = other.offset_of(ack)
+                fin_off = other.fin_off
+                if fin_off is not None and ack_off > fin_off:
+                    ack_off = fin_off  # the FIN takes a sequence number, but it is no data byte
                 if ack_off > other.next_off and ack_off - other.next_off < _HALF:
-                    other.acks_past_hole += 2 if payload else 1
-                    if other.acks_past_hole >= _ACKS_PAST_HOLE:
-                        other.skip_hole(ts, out, "lost segment (acknowledged, not captured)", ack_off)
+                    if other.hole_at != other.next_off:  # a new hole: count afresh
+                        other.hole_at = other.hole_witness = other.next_off
+                        other.acks_past_hole = 0
+                    if ack_off > other.hole_witness:
+                        # only an acknowledgement further than the last one counts: a copy
+                        # of a packet, more segments of one reply or an older ACK prove nothing
+                        other.hole_witness = ack_off
+                        other.acks_past_hole += 1
+                        if other.acks_past_hole >= _ACKS_PAST_HOLE:
+                            other.skip_hole(ts, out, LOST_ACKNOWLEDGED, ack_off)
+                    if payload and ack_off > other.next_off:
+                        # a reply captured before what it answers: its bytes come after them
+                        half.hold(off, off + len(payload), ack_off)
         if payload:
             half.add(off, payload, ts, packet, out)
         if flags & FIN:
             half.fin_off = off + len(payload)
-        if half.fin_off is not None and half.next_off >= half.fin_off and not half.pending:
-            half.finished = True
-            if half.other.finished:
-                self._close(conn, ts, "fin", out)
+        if half.fin_off is not None or half.other.fin_off is not None:
+            self._check_fin(conn, ts, out)
+
+    def _check_fin(self, conn: _Connection, ts: float, out: list) -> None:
+        done = True
+        for half in conn.halves.values():
+            if not half.finished:
+                if half.fin_off is not None and half.next_off >= half.fin_off and not half.pending:
+                    half.finished = True
+                else:
+                    done = False
+        if done:
+            self._close(conn, ts, "fin", out)
 
     def expire(self, now: float, out: list) -> None:
         """Close connections with no packets for idle_timeout_s (by packet time)."""

@@ -156,6 +156,34 @@ def test_unknown_api_key_keeps_header_fields():
     assert event.as_json()["kind"] == "request" and event.as_json()["decoded"] is False
 
 
+def test_an_api_without_a_schema_is_named_and_paired():
+    # librdkafka's GetTelemetrySubscriptions v0 (header v2), as captured in lab-group, and the
+    # broker's answer: kafka-python 3 has no schema for api key 71
+    request = bytes.fromhex("00000025" "0047" "0000" "00000004" "0009") + b"pay-admin" + bytes(18)
+    response = bytes.fromhex("0000002c" "00000004") + bytes(40)
+    sent, answer = frames(run(conversation([(request, response)])))
+    assert isinstance(sent, Malformed) and isinstance(answer, Malformed)
+    why = f"{SCHEMAS.library} has no schema for GetTelemetrySubscriptions v0 (api key 71): header only"
+    assert SCHEMAS.library.startswith("kafka-python 3.")
+    assert (sent.as_json()["kind"], sent.api_key, sent.api, sent.api_version, sent.correlation_id, sent.client_id,
+            sent.decoded, sent.error) == ("request", 71, "GetTelemetrySubscriptions", 0, 4, "pay-admin",
+                                          False, why)
+    assert (answer.as_json()["kind"], answer.api, answer.correlation_id, answer.client_id, answer.error) == \
+        ("response", "GetTelemetrySubscriptions", 4, "pay-admin", why)
+    assert answer.latency_ms is not None
+    assert answer.as_json()["api"] == "GetTelemetrySubscriptions"
+
+
+def test_api_names_are_the_spec_table_kept_in_the_wire_package():
+    from kshock.conditions import apis as condition_apis
+    from kshock.wire import apis
+
+    assert condition_apis.API_NAMES is apis.API_NAMES and condition_apis.api_name is apis.api_name
+    assert len(apis.API_NAMES) == 93 and apis.api_name(71) == "GetTelemetrySubscriptions"
+    assert all(SCHEMAS.name(key) == apis.api_name(key) for key in range(93))
+    assert SCHEMAS.name(200) is None
+
+
 def test_unsupported_version_and_bad_body_are_malformed_not_raised():
     bad = struct.pack("!ihhih", 12, 0, 99, 5, 2) + b"id"
     body = request_frame(sample_message(ProduceRequest, 3))

@@ -21,7 +21,7 @@ from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kshock.wire import fastpath
 from kshock.wire.decode import DEFAULT_MAX_OUTSTANDING
 from kshock.wire.model import (
-    ACK, FIN, PSH, RST, JsonLineEncoder, KafkaFrame, Malformed, Request, Response, json_line,
+    ACK, FIN, PSH, RST, Gap, JsonLineEncoder, KafkaFrame, Malformed, Request, Response, json_line,
     new_malformed, new_request, new_response,
 )
 from kshock.wire.sniffer import Sniffer
@@ -253,9 +253,39 @@ def test_lost_segments_reordering_and_duplicates_fall_back_to_the_general_way():
     for i in range(2, n):
         assert_same(_stream(pairs, drop={i}))
         assert_same(_stream(pairs, dup={i}))
-        if i + 3 < n:
-            assert_same(_stream(pairs, swap=[(i, i + 3)]))
+        for step in (1, 2, 3):  # a reply captured before its request, and further apart
+            if i + step < n:
+                assert_same(_stream(pairs, swap=[(i, i + step)]))
     assert_same(_stream(pairs, drop={5, 6, 7, 20}, acks=False))
+
+
+def test_replies_captured_before_their_requests_come_out_after_them():
+    pairs = produce_pairs(9, 20)
+    n = 2 + 3 * len(pairs)
+    for i in range(2, n - 1, 3):  # every request swapped with its response
+        events = assert_same(_stream(pairs, swap=[(i, i + 1)]))
+        assert not any(isinstance(e, (Gap, Malformed)) for e in events)
+        assert [(type(e), e.correlation_id) for e in events if isinstance(e, KafkaFrame)] == \
+            [(kind, cid) for cid in range(20) for kind in (Request, Response)]
+
+
+def test_data_after_the_peers_fin_was_acknowledged():
+    # lab captures: the client sends FIN while a response is on its way; the broker ACKs FIN+1
+    # and sends the response (acking FIN+1 again); the client answers with RST
+    pairs = produce_pairs(9, 6)
+    packets = _stream(pairs[:-1])
+    last_c = 1000 + sum(len(r) for r, _ in pairs[:-1])
+    last_s = 9000 + sum(len(p) for _, p in pairs[:-1])
+    ts = packets[-1][0] + 0.001
+    req, resp = pairs[-1]
+    tail = [eth_packet(CLIENT, BROKER, last_c, last_s, ACK | PSH, req),
+            eth_packet(CLIENT, BROKER, last_c + len(req), last_s, FIN | ACK),
+            eth_packet(BROKER, CLIENT, last_s, last_c + len(req) + 1, ACK),
+            eth_packet(BROKER, CLIENT, last_s, last_c + len(req) + 1, ACK | PSH, resp),
+            eth_packet(CLIENT, BROKER, last_c + len(req) + 1, 0, RST)]
+    events = assert_same(packets + [(ts + k * 0.001, 1, raw) for k, raw in enumerate(tail)])
+    assert not any(isinstance(e, (Gap, Malformed)) for e in events)
+    assert sum(isinstance(e, Response) for e in events) == 6
 
 
 def test_acknowledged_hole_fin_rst_and_midstream_start():
