@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -75,6 +76,106 @@ def _decode(args: argparse.Namespace) -> int:
     return ExitStatus.FAILED if run.problem else ExitStatus.OK
 
 
+def _rule_source(parser_args: argparse.Namespace):
+    """RuleSpecs from RULEFILE, or from --match/--action/--port/... (the same validator)."""
+    from kshock.apply.commands import specs_from_args
+
+    return specs_from_args(parser_args)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    import time
+
+    from kshock.rules.compile import compile_rules
+    from kshock.rules.render import render_commands, render_json, render_restore
+
+    specs = _rule_source(args)
+    name = args.set_name or (os.path.splitext(os.path.basename(args.rulefile))[0] if args.rulefile else specs[0].name)
+    expires = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + max(s.duration_s for s in specs)))
+    ruleset = compile_rules(specs, name, expires_at=expires, topic_ids=_topic_ids(args))
+    for warning in ruleset.warnings:
+        print(f"kshock: warning: {warning}", file=sys.stderr)
+    render = {"iptables-restore": render_restore, "iptables": render_commands, "json": render_json}[args.format]
+    print(render(ruleset), end="" if args.format != "json" else "\n")
+    return ExitStatus.OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import time
+
+    from kshock.rules.compile import compile_rules
+    from kshock.rules.explain import explain
+
+    if args.source.endswith((".yaml", ".yml")) or os.path.exists(args.source):
+        from kshock.replay import load_rule_file
+
+        specs = load_rule_file(args.source)
+        name = os.path.splitext(os.path.basename(args.source))[0]
+    else:
+        import yaml
+
+        from kshock.rules.rulefile import parse_rule_file
+
+        rule = {"name": "expr", "match": args.source, "action": args.action, "target": {"ports": args.port or [9092]}}
+        specs = parse_rule_file(yaml.safe_dump({"rules": [rule]}, sort_keys=False), "<command line>")
+        name = "expr"
+    expires = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + max(s.duration_s for s in specs)))
+    print(explain(compile_rules(specs, name, expires_at=expires, topic_ids=_topic_ids(args))), end="")
+    return ExitStatus.OK
+
+
+def _topic_ids(args: argparse.Namespace):
+    """--topic-ids FILE: topic ids learned from a capture's Metadata responses."""
+    source = getattr(args, "topic_ids", None)
+    if not source:
+        return None
+    from kshock.replay import learn_topic_ids
+
+    return learn_topic_ids(source, getattr(args, "port", None) or [9092])
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from kshock.replay import replay_command
+
+    return replay_command(args)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from kshock.apply import commands
+
+    return commands.apply(args)
+
+
+def _revert(args: argparse.Namespace) -> int:
+    from kshock.apply import commands
+
+    return commands.revert(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from kshock.apply import commands
+
+    return commands.status(args)
+
+
+def _add_rule_source(sub: argparse.ArgumentParser, with_duration: bool = True) -> None:
+    sub.add_argument("rulefile", nargs="?", help="a rule file (rules/*.yaml); or give --match and --action")
+    sub.add_argument("--match", metavar="EXPR", help='a condition, e.g. \'api == Produce and client_id == "shop"\'; '
+                     "default: all traffic of the target")
+    sub.add_argument("--action", metavar="ACTION",
+                     help="drop | reset | stall | loss 30%% | rate 1mbit | delay 200ms [jitter 20ms] | duplicate 5%% | "
+                     "corrupt 1%% | reorder 10%%")
+    sub.add_argument("--name", help="the rule's name (with --match/--action; default: adhoc)")
+    sub.add_argument("--port", type=int, action="append", metavar="N", help="Kafka port(s) (default: 9092)")
+    sub.add_argument("--host", help="the broker's (or peer's) address or network")
+    sub.add_argument("--interface", metavar="IF", help="network interface")
+    sub.add_argument("--direction", default="ingress", choices=["ingress", "egress", "forward", "both"],
+                     help="ingress: requests arrive here (a broker); egress: they leave here (a client); "
+                     "forward: they pass through (default: %(default)s)")
+    if with_duration:
+        sub.add_argument("--duration", metavar="D", help="how long the fault lasts: 90s, 5m, 1h (default: 5m, or the file's)")
+
+
 def _silence_stdout() -> None:
     import os
 
@@ -114,6 +215,73 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--max-flow-mib", type=int, default=64, metavar="MIB",
                         help="memory bound per TCP connection (default: %(default)s)")
     decode.set_defaults(handler=_decode)
+
+    compile_ = commands.add_parser(
+        "compile", help="compile rules into kernel rules (nothing is applied)",
+        description="Compile a rule file, or one --match/--action rule, into iptables rules in kshock's own "
+        "chains. The iptables-restore output loads with `iptables-restore --noflush`. nftables output is not "
+        "offered: nft's raw payload matches cannot step over variable-length fields the way u32's `@` does.")
+    _add_rule_source(compile_)
+    compile_.add_argument("--format", default="iptables-restore", choices=["iptables-restore", "iptables", "json"],
+                          help="output format (default: %(default)s)")
+    compile_.add_argument("--set-name", metavar="NAME", help="rule set name, used in chain names (default: the file name)")
+    compile_.add_argument("--topic-ids", metavar="CAPTURE",
+                          help="learn topic ids (for Fetch v13+/Produce v13 topic conditions) from a capture's Metadata")
+    compile_.set_defaults(handler=_compile)
+
+    explain_ = commands.add_parser(
+        "explain", help="show compiled rules annotated byte by byte",
+        description="Compile a rule file or a condition and annotate every u32 test: which Kafka field it reads, "
+        "at which frame offset, for which API versions.")
+    explain_.add_argument("source", help="a rule file, or a condition (quoted)")
+    explain_.add_argument("--action", default="drop", help="action for a condition (default: %(default)s)")
+    explain_.add_argument("--port", type=int, action="append", metavar="N", help="Kafka port(s) (default: 9092)")
+    explain_.add_argument("--topic-ids", metavar="CAPTURE", help="learn topic ids from a capture's Metadata responses")
+    explain_.set_defaults(handler=_explain)
+
+    replay_ = commands.add_parser(
+        "replay", help="replay a capture against rules: what the kernel rules would hit",
+        description="Decode a capture, evaluate each rule's condition on every frame (intent) and the compiled "
+        "kernel rules on every packet (exact u32/string emulation, connmark and nth state). Per rule: intent "
+        "frames, kernel packets, hit and missed frames, false packets, with packet numbers as in Wireshark.")
+    replay_.add_argument("file", help="capture file (pcap or pcapng)")
+    replay_.add_argument("--rules", required=True, metavar="RULEFILE", help="rule file (see rules/*.yaml)")
+    replay_.add_argument("--port", type=int, action="append", metavar="N",
+                         help="Kafka port; repeat for several (default: the rules' target ports)")
+    replay_.add_argument("--json", action="store_true", help="JSON Lines, one object per rule; summary on stderr")
+    replay_.add_argument("--kernel", action="store_true", help="also load the rules into throwaway namespaces, "
+                         "replay the packets and report the kernel's own counters (root)")
+    replay_.add_argument("--topic-ids", metavar="auto", choices=["auto"],
+                         help="learn topic ids (Fetch v13+/Produce v13) from the capture's Metadata responses")
+    replay_.set_defaults(handler=_replay)
+
+    apply_ = commands.add_parser(
+        "apply", help="apply a fault: rules in kshock's own chains, expiring by themselves",
+        description="Apply a rule file or one --match/--action rule to the host, a namespace (--netns) or the "
+        "namespace of a process (--pid). Returns once the fault is in place. Every rule carries "
+        "`-m time --datestop`, so the kernel ends the fault at its time even if kshock is killed.")
+    _add_rule_source(apply_)
+    apply_.add_argument("--netns", metavar="NAME", help="apply inside this network namespace")
+    apply_.add_argument("--pid", type=int, help="apply inside the network namespace of this process")
+    apply_.add_argument("--dry-run", action="store_true", help="print the rules that would be loaded; change nothing")
+    apply_.add_argument("--hold", action="store_true", help="stay in the foreground with a countdown; revert on exit or Ctrl-C")
+    apply_.add_argument("--force", action="store_true", help="apply even if the rules would cut this SSH session")
+    apply_.set_defaults(handler=_apply)
+
+    revert_ = commands.add_parser("revert", help="remove faults (all of kshock's chains with --all)",
+                                  description="Remove a fault by name, or every fault with --all (which also removes "
+                                  "kshock chains left behind by crashed runs).")
+    revert_.add_argument("name", nargs="?", help="the fault to remove")
+    revert_.add_argument("--all", action="store_true", help="every fault, and leftovers of crashed runs")
+    revert_.add_argument("--netns", metavar="NAME", help="only in this network namespace")
+    revert_.add_argument("--pid", type=int, help="only in the network namespace of this process")
+    revert_.set_defaults(handler=_revert)
+
+    status_ = commands.add_parser("status", help="active faults: rules, time left, kernel counters",
+                                  description="Show every active fault with its time left and the kernel's packet and "
+                                  "byte counters per rule. Expired faults are removed first.")
+    status_.add_argument("--json", action="store_true", help="JSON output")
+    status_.set_defaults(handler=_status)
 
     lab = commands.add_parser(
         "lab",

@@ -80,6 +80,17 @@ def parse_rule_file(text: str, filename: str = "<rules>") -> list[RuleSpec]:
     return _Reader(text, filename).rules()
 
 
+def parse_duration(text: str, where: str = "--duration") -> float:
+    """A duration given outside a file (e.g. on the command line), checked like a rule file's."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        node = None
+    if not isinstance(node, ScalarNode):
+        raise RuleFileError(where, 1, "duration", f"{text!r} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
+    return _Reader(text, where).duration(_Key("duration", node, node))
+
+
 @dataclass(frozen=True, slots=True)
 class _Key:
     """A mapping key, as written, with its node (for the line) and its value node."""
