@@ -88,6 +88,7 @@ def _compile(args: argparse.Namespace) -> int:
 
     from kshock.rules.compile import compile_rules
     from kshock.rules.render import render_commands, render_json, render_restore
+    from kshock.rules.render_nft import render_nft
 
     specs = _rule_source(args)
     name = args.set_name or (os.path.splitext(os.path.basename(args.rulefile))[0] if args.rulefile else specs[0].name)
@@ -95,7 +96,8 @@ def _compile(args: argparse.Namespace) -> int:
     ruleset = compile_rules(specs, name, expires_at=expires, topic_ids=_topic_ids(args))
     for warning in ruleset.warnings:
         print(f"kshock: warning: {warning}", file=sys.stderr)
-    render = {"iptables-restore": render_restore, "iptables": render_commands, "json": render_json}[args.format]
+    render = {"iptables-restore": render_restore, "iptables": render_commands, "json": render_json,
+              "nft": render_nft}[args.format]
     print(render(ruleset), end="" if args.format != "json" else "\n")
     return ExitStatus.OK
 
@@ -219,10 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser(
         "compile", help="compile rules into kernel rules (nothing is applied)",
         description="Compile a rule file, or one --match/--action rule, into iptables rules in kshock's own "
-        "chains. The iptables-restore output loads with `iptables-restore --noflush`. nftables output is not "
-        "offered: nft's raw payload matches cannot step over variable-length fields the way u32's `@` does.")
+        "chains. The iptables-restore output loads with `iptables-restore --noflush`. --format nft writes one "
+        "`nft -f` script for kshock's own table (ip kshock_<name>; remove it with `nft delete table`); nft's raw "
+        "payload matches read at fixed offsets, so rules that must step over a variable-length field (topic "
+        "names after the client-id, as u32's `@` does) are refused there.")
     _add_rule_source(compile_)
-    compile_.add_argument("--format", default="iptables-restore", choices=["iptables-restore", "iptables", "json"],
+    compile_.add_argument("--format", default="iptables-restore",
+                          choices=["iptables-restore", "iptables", "nft", "json"],
                           help="output format (default: %(default)s)")
     compile_.add_argument("--set-name", metavar="NAME", help="rule set name, used in chain names (default: the file name)")
     compile_.add_argument("--topic-ids", metavar="CAPTURE",

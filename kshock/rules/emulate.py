@@ -305,9 +305,9 @@ class Emulator:
             every, start = int(rule.statistic[1]), int(rule.statistic[2])
             count = self._nth.get(key, -1) + 1
             self._nth[key] = count
-            # xt_statistic: the counter starts at --packet and the rule fires when it wraps past
-            # every-1, so with --packet 0 the 3rd, 6th, ... packet of `--every 3` matches.
-            if (count + start + 1) % every != 0:
+            # xt_statistic as iptables sets it up: of the packets reaching the rule (counted from
+            # 0), those numbered --packet, --packet + every, ... match (measured in the kernel).
+            if count % every != start:
                 return False
         # statistic random is a coin the kernel tosses: the emulator counts every candidate.
         self.hits[key] = self.hits.get(key, 0) + 1

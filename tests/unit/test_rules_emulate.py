@@ -44,3 +44,18 @@ def test_string_must_lie_wholly_inside_the_window():
     assert not string_matches(b"abc", 10, 12, packet)  # ends past --to
     assert not string_matches(b"abc", 11, 16, packet)  # starts before --from
     assert string_matches(b"ef", 0, 1000, packet)
+
+
+def test_nth_matches_packet_p_then_every_nth_as_the_kernel_does():
+    """Measured in the kernel (iptables and nft alike): `--every 3 --packet 1` matches the packets
+    numbered 1, 4, 7, ... (from 0) of those reaching the rule."""
+    from kshock.rules.emulate import Emulator
+    from kshock.rules.guard import _ipv4_tcp
+    from kshock.rules.kernel import Chain, Jump, KernelRule, RuleSet
+
+    rule = KernelRule("DROP", statistic=("nth", "3", "1"))
+    ruleset = RuleSet("n", (Chain("KSHOCK-n", (rule,)),), (Jump("INPUT", KernelRule("KSHOCK-n")),))
+    emulator = Emulator(ruleset)
+    packet = _ipv4_tcp("198.18.0.2", 40000, "198.18.0.1", 9092, 0x18, b"data")
+    verdicts = [emulator.verdict("INPUT", packet) for _ in range(8)]
+    assert [i for i, v in enumerate(verdicts) if v == "DROP"] == [1, 4, 7]
