@@ -13,40 +13,15 @@ from kshock.errors import ExitStatus, UserError
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _lab_up(args: argparse.Namespace) -> int:
-    from kshock.lab import commands
+def _lazy(module: str, function: str) -> Handler:
+    """A handler that imports its module only when the command runs (`kshock --help` stays fast)."""
 
-    return commands.up(args)
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
 
+        return getattr(importlib.import_module(module), function)(args)
 
-def _lab_down(args: argparse.Namespace) -> int:
-    from kshock.lab import commands
-
-    return commands.down(args)
-
-
-def _lab_status(args: argparse.Namespace) -> int:
-    from kshock.lab import commands
-
-    return commands.status(args)
-
-
-def _lab_exec(args: argparse.Namespace) -> int:
-    from kshock.lab import commands
-
-    return commands.exec_(args)
-
-
-def _lab_traffic(args: argparse.Namespace) -> int:
-    from kshock.lab import commands
-
-    return commands.traffic(args)
-
-
-def _lab_record(args: argparse.Namespace) -> int:
-    from kshock.lab import commands
-
-    return commands.record(args)
+    return handler
 
 
 def _decode(args: argparse.Namespace) -> int:
@@ -76,13 +51,6 @@ def _decode(args: argparse.Namespace) -> int:
     return ExitStatus.FAILED if run.problem else ExitStatus.OK
 
 
-def _rule_source(parser_args: argparse.Namespace):
-    """RuleSpecs from RULEFILE, or from --match/--action/--port/... (the same validator)."""
-    from kshock.apply.commands import specs_from_args
-
-    return specs_from_args(parser_args)
-
-
 def _compile(args: argparse.Namespace) -> int:
     import time
 
@@ -90,7 +58,9 @@ def _compile(args: argparse.Namespace) -> int:
     from kshock.rules.render import render_commands, render_json, render_restore
     from kshock.rules.render_nft import render_nft
 
-    specs = _rule_source(args)
+    from kshock.apply.commands import specs_from_args
+
+    specs = specs_from_args(args)
     name = args.set_name or (os.path.splitext(os.path.basename(args.rulefile))[0] if args.rulefile else specs[0].name)
     expires = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + max(s.duration_s for s in specs)))
     ruleset = compile_rules(specs, name, expires_at=expires, topic_ids=_topic_ids(args))
@@ -134,30 +104,6 @@ def _topic_ids(args: argparse.Namespace):
     from kshock.replay import learn_topic_ids
 
     return learn_topic_ids(source, getattr(args, "port", None) or [9092])
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from kshock.replay import replay_command
-
-    return replay_command(args)
-
-
-def _apply(args: argparse.Namespace) -> int:
-    from kshock.apply import commands
-
-    return commands.apply(args)
-
-
-def _revert(args: argparse.Namespace) -> int:
-    from kshock.apply import commands
-
-    return commands.revert(args)
-
-
-def _status(args: argparse.Namespace) -> int:
-    from kshock.apply import commands
-
-    return commands.status(args)
 
 
 def _add_rule_source(sub: argparse.ArgumentParser, with_duration: bool = True) -> None:
@@ -258,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "replay the packets and report the kernel's own counters (root)")
     replay_.add_argument("--topic-ids", metavar="auto", choices=["auto"],
                          help="learn topic ids (Fetch v13+/Produce v13) from the capture's Metadata responses")
-    replay_.set_defaults(handler=_replay)
+    replay_.set_defaults(handler=_lazy("kshock.replay", "replay_command"))
 
     apply_ = commands.add_parser(
         "apply", help="apply a fault: rules in kshock's own chains, expiring by themselves",
@@ -271,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply_.add_argument("--dry-run", action="store_true", help="print the rules that would be loaded; change nothing")
     apply_.add_argument("--hold", action="store_true", help="stay in the foreground with a countdown; revert on exit or Ctrl-C")
     apply_.add_argument("--force", action="store_true", help="apply even if the rules would cut this SSH session")
-    apply_.set_defaults(handler=_apply)
+    apply_.set_defaults(handler=_lazy("kshock.apply.commands", "apply"))
 
     revert_ = commands.add_parser("revert", help="remove faults (all of kshock's chains with --all)",
                                   description="Remove a fault by name, or every fault with --all (which also removes "
@@ -280,13 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     revert_.add_argument("--all", action="store_true", help="every fault, and leftovers of crashed runs")
     revert_.add_argument("--netns", metavar="NAME", help="only in this network namespace")
     revert_.add_argument("--pid", type=int, help="only in the network namespace of this process")
-    revert_.set_defaults(handler=_revert)
+    revert_.set_defaults(handler=_lazy("kshock.apply.commands", "revert"))
 
     status_ = commands.add_parser("status", help="active faults: rules, time left, kernel counters",
                                   description="Show every active fault with its time left and the kernel's packet and "
                                   "byte counters per rule. Expired faults are removed first.")
     status_.add_argument("--json", action="store_true", help="JSON output")
-    status_.set_defaults(handler=_status)
+    status_.set_defaults(handler=_lazy("kshock.apply.commands", "status"))
+
+    shell = commands.add_parser(
+        "shell", help="interactive: watch live Kafka traffic, turn frames into faults",
+        description="A REPL on live Kafka traffic (or a capture): decoded frames scroll while the prompt "
+        "stays usable; pick a frame, write `when EXPR do ACTION`, see the kernel rules, apply and revert them. "
+        "`--script FILE` runs the same commands without a terminal. Type `help` inside.")
+    from kshock.shell.options import add_arguments as add_shell_arguments
+
+    add_shell_arguments(shell)
+    shell.set_defaults(handler=_lazy("kshock.shell.app", "run_shell"))
 
     lab = commands.add_parser(
         "lab",
@@ -302,29 +258,29 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    up = lab_command("up", _lab_up, "create the lab and start the broker; returns once it answers ApiVersions")
+    up = lab_command("up", _lazy("kshock.lab.commands", "up"), "create the lab and start the broker; returns once it answers ApiVersions")
     up.add_argument("--clients", type=int, default=3, help="client namespaces (default: %(default)s)")
     up.add_argument("--port", type=int, default=9092, help="broker port (default: %(default)s)")
     up.add_argument(
         "--timeout", type=float, default=20.0, help="seconds to wait for the broker (default: %(default)s)"
     )
 
-    lab_command("down", _lab_down, "remove everything the lab made (idempotent; also after a crash)")
+    lab_command("down", _lazy("kshock.lab.commands", "down"), "remove everything the lab made (idempotent; also after a crash)")
 
-    status = lab_command("status", _lab_status, "show namespaces, addresses and the broker")
+    status = lab_command("status", _lazy("kshock.lab.commands", "status"), "show namespaces, addresses and the broker")
     status.add_argument("--json", action="store_true", help="print the lab state as JSON")
 
-    exec_ = lab_command("exec", _lab_exec, "run a command in a client namespace")
+    exec_ = lab_command("exec", _lazy("kshock.lab.commands", "exec_"), "run a command in a client namespace")
     exec_.add_argument("client", help="client name (c1, c2, ...), or 'broker'")
     exec_.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARG ...]")
 
     scenario_help = "workload scenario: " + ", ".join(_scenario_names())
-    traffic = lab_command("traffic", _lab_traffic, "run real Kafka client workloads in the client namespaces")
+    traffic = lab_command("traffic", _lazy("kshock.lab.commands", "traffic"), "run real Kafka client workloads in the client namespaces")
     traffic.add_argument("--scenario", default="mixed", help=scenario_help + " (default: %(default)s)")
     traffic.add_argument("--duration", type=float, help="seconds (default: the scenario's own, 4-8 s)")
     traffic.add_argument("--json", action="store_true", help="print the workloads' ground-truth report as JSON")
 
-    record = lab_command("record", _lab_record, "record a scenario's traffic with tcpdump, plus a ground-truth sidecar")
+    record = lab_command("record", _lazy("kshock.lab.commands", "record"), "record a scenario's traffic with tcpdump, plus a ground-truth sidecar")
     record.add_argument("scenario", help=scenario_help)
     record.add_argument("out", help="output pcap (the sidecar is written beside it as NAME.json)")
     record.add_argument("--duration", type=float, help="seconds (default: the scenario's own, 4-8 s)")

@@ -157,3 +157,13 @@ def _row(cells: tuple[str, ...], widths: tuple[int, ...]) -> str:
         out.append(cell if len(cell) <= width else cell[: width - 1] + "…")
         out[-1] = out[-1].ljust(width)
     return " ".join(out).rstrip()
+
+
+def frame_cells(frame: KafkaFrame) -> tuple[str, ...]:
+    """One frame's cells in TABLE_HEADER order (time, connection, api, ...): for the shell."""
+    return _frame_cells(frame)
+
+
+def clock(ts: float) -> str:
+    """HH:MM:SS.micro (UTC) of a capture timestamp, as the table shows it."""
+    return _clock(ts)

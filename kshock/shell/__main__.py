@@ -1,0 +1,5 @@
+import sys
+
+from kshock.shell.app import main
+
+sys.exit(main())
