@@ -76,6 +76,13 @@ def apply(args: argparse.Namespace) -> int:
         for spec, ruleset, _ in plans:
             print(f"# {spec.name}: {spec.action} for {spec.duration_s:g} s in {scope.describe()} — would load:")
             print(render_restore(ruleset), end="")
+            if ruleset.traffic_control:
+                from kshock.apply import tc
+
+                for control in ruleset.traffic_control:
+                    interface = control.interface or tc.resolve_interface(scope, spec.target.host)
+                    print(f"# and in {scope.describe()}, as pyroute2 netlink requests equivalent to:")
+                    print("\n".join(tc.render(tc.plan_from(control, interface))))
             for warning in ruleset.warnings:
                 print(f"# warning: {warning}")
         return ExitStatus.OK
@@ -86,13 +93,14 @@ def apply(args: argparse.Namespace) -> int:
         for spec, ruleset, expires in plans:
             summary = {"match": _match_text(spec), "action": str(spec.action), "target": _target_text(spec),
                        "rules": sum(len(chain.rules) for chain in ruleset.chains)}
-            record = faults.install(ruleset, scope, expires, summary)
+            record = faults.install(ruleset, scope, expires, summary, host=spec.target.host)
             applied.append(record)
             for warning in ruleset.warnings:
                 print(f"kshock: warning: {warning}", file=sys.stderr)
             print(f"fault {spec.name} active in {scope.describe()} until {_utc(expires)} UTC "
                   f"({_human(spec.duration_s)}): {spec.action} {summary['match']} on {summary['target']}; "
-                  f"{summary['rules']} rules in {', '.join(ruleset.chain_names)}")
+                  f"{summary['rules']} rules in {', '.join(ruleset.chain_names)}"
+                  + (f"; {', '.join(record.summary['tc'])}" if record.tc else ""))
     except BaseException:
         for record in applied:  # all or nothing across the file, too
             faults.remove(record)
@@ -163,16 +171,22 @@ def status(args: argparse.Namespace) -> int:
     expired = faults.collect_expired()
     backend = netfilter.detect_backend()
     report = []
+    shaping: dict[str, list[dict]] = {}
     for record in faults.records():
         counters = {}
         if record.scope.netns_path() is None or os.path.exists(record.scope.netns_path()):
             for table, chains in record.tables.items():
                 counters.update(netfilter.counters(backend, record.scope, table, set(chains)))
+            if record.tc:
+                from kshock.apply import tc
+
+                shaping[record.name] = tc.stats(record.scope, record.tc)
         report.append((record, counters))
     if args.json:
         print(json.dumps([{**record.to_json(), "seconds_left": round(record.seconds_left(), 1),
                            "counters": {chain: [{"packets": p, "bytes": b, "rule": text} for p, b, text in rules]
-                                        for chain, rules in counters.items()}}
+                                        for chain, rules in counters.items()},
+                           **({"tc_counters": shaping.get(record.name, [])} if record.tc else {})}
                           for record, counters in report], indent=2))
         return ExitStatus.OK
     for record in expired:
@@ -187,6 +201,9 @@ def status(args: argparse.Namespace) -> int:
         for chain, rules in counters.items():
             for packets, size, text in rules:
                 print(f"  {packets:>9} pkts {size:>11} bytes  {chain}: {_short_rule(text)}")
+        for each in shaping.get(record.name, []):
+            print(f"  {each['packets']:>9} pkts {each['bytes']:>11} bytes  tc {each['qdisc']} in class {each['class']} "
+                  f"on {each['interface']}: {each['drops']} dropped, {each['overlimits']} over the limit")
     return ExitStatus.OK
 
 

@@ -59,7 +59,12 @@ def save(record: FaultRecord) -> None:
 
 
 def forget(record: FaultRecord) -> None:
-    _path(record.scope, record.name).unlink(missing_ok=True)
+    path = _path(record.scope, record.name)
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # only when empty: no other fault (nor a created-tables note) is left
+    except OSError:
+        pass
 
 
 def records(scope: Scope | None = None) -> list[FaultRecord]:
@@ -79,19 +84,42 @@ def records(scope: Scope | None = None) -> list[FaultRecord]:
     return found
 
 
-def install(ruleset: RuleSet, scope: Scope, expires_at: float, summary: dict) -> FaultRecord:
-    """Load the rule set and record it; on any failure nothing stays behind."""
+def install(ruleset: RuleSet, scope: Scope, expires_at: float, summary: dict, host: str | None = None) -> FaultRecord:
+    """Load the rule set (and its tc classes) and record it; on any failure nothing stays behind.
+
+    Order: the state file (so a crash from here on is found by `revert --all`), then the tc
+    classes (harmless until something classifies into them), then the iptables rules in one
+    transaction. `host` picks the interface of a tc fault that names none (the route to it)."""
     backend = netfilter.detect_backend()
     record = FaultRecord(name=ruleset.name, scope=scope, tables={ruleset.table: list(ruleset.chain_names)},
                          created_at=time.time(), expires_at=expires_at, summary=summary)
     from kshock.rules.render import render_restore
 
     record.restore = render_restore(ruleset)
+    plans = []
+    if ruleset.traffic_control:
+        from kshock.apply import tc
+
+        plans = [tc.plan_from(control, control.interface or tc.resolve_interface(scope, host))
+                 for control in ruleset.traffic_control]
+        record.tc = [{"interface": plan.interface, "what": "class", "classid": plan.classid, "kind": plan.kind}
+                     for plan in plans]
+        record.summary = {**summary, "tc": [plan.describe for plan in plans]}
+    if ruleset.table not in netfilter.tables(backend, scope):
+        _note_created(scope, ruleset.table)  # kshock's rules bring the table; the last one out takes it away
     save(record)  # first, so a crash between here and the end is still found by revert --all
     try:
-        netfilter.load(backend, scope, ruleset)
+        if plans:
+            tc.install(scope, plans)
+        try:
+            netfilter.load(backend, scope, ruleset)
+        except BaseException:
+            if plans:
+                tc.remove(scope, record.tc)
+            raise
     except BaseException:
         forget(record)
+        _drop_created(backend, scope)
         raise
     return record
 
@@ -107,17 +135,59 @@ def remove(record: FaultRecord) -> list[str]:
             from kshock.apply import tc
 
             removed += tc.remove(record.scope, record.tc)
-    forget(record)
+        forget(record)
+        _drop_created(backend, record.scope)
+    else:  # the namespace is gone, and its tables with it
+        forget(record)
+        if not records(record.scope):
+            _created_path(record.scope).unlink(missing_ok=True)
     return removed
 
 
 def remove_leftovers(scope: Scope) -> list[str]:
-    """Every KSHOCK-* chain in the scope, with or without a state file (crashed runs)."""
+    """Every KSHOCK-* chain and kshock root htb (handle 4b53:) in the scope, with or without a
+    state file (crashed runs)."""
+    from kshock.apply import tc
+
     backend = netfilter.detect_backend()
     removed = []
     for table, chains in netfilter.kshock_chains(backend, scope).items():
         removed += netfilter.remove_chains(backend, scope, table, chains)
+    removed += tc.remove_leftovers(scope)
+    _drop_created(backend, scope)
     return removed
+
+
+def _created_path(scope: Scope) -> Path:
+    return faults_dir() / scope.key / "created-tables"
+
+
+def _note_created(scope: Scope, table: str) -> None:
+    path = _created_path(scope)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = set(path.read_text().split()) if path.exists() else set()
+    path.write_text("\n".join(sorted(known | {table})) + "\n")
+
+
+def _drop_created(backend: netfilter.Backend, scope: Scope) -> None:
+    """Delete the tables kshock created in `scope` once no kshock fault uses them any more."""
+    path = _created_path(scope)
+    if not path.exists():
+        return
+    in_use = {table for record in records(scope) for table in record.tables}
+    present = netfilter.tables(backend, scope)
+    left = set()
+    for table in path.read_text().split():
+        if table in present and (table in in_use or not netfilter.drop_if_empty(backend, scope, table)):
+            left.add(table)
+    if left:
+        path.write_text("\n".join(sorted(left)) + "\n")
+        return
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
 
 
 def collect_expired(now: float | None = None) -> list[FaultRecord]:

@@ -55,6 +55,28 @@ def kshock_chains(backend: Backend, scope: Scope) -> dict[str, set[str]]:
     return found
 
 
+def tables(backend: Backend, scope: Scope) -> set[str]:
+    """The ip-family tables that exist now (nf_tables only: legacy tables always exist once
+    their module is loaded, and iptables-save lists them either way)."""
+    if backend.name != "nf_tables" or shutil.which("nft") is None:
+        return set(TABLES)
+    result = subprocess.run(scope.argv(["nft", "list", "tables", "ip"]), capture_output=True, text=True, timeout=10)
+    return {line.split()[2] for line in result.stdout.splitlines() if line.startswith("table ip ")}
+
+
+def drop_if_empty(backend: Backend, scope: Scope, table: str) -> bool:
+    """Delete an nf_tables table kshock's first rule created, once nothing but empty built-in
+    chains with an ACCEPT policy is left in it: `iptables-save` then reads exactly as before."""
+    if backend.name != "nf_tables" or shutil.which("nft") is None:
+        return False
+    for line in save(backend, scope, table).splitlines():
+        if line.startswith("-A ") or (line.startswith(":") and " ACCEPT " not in line):
+            return False
+    result = subprocess.run(scope.argv(["nft", "delete", "table", "ip", table]), capture_output=True, text=True,
+                            timeout=10)
+    return result.returncode == 0
+
+
 def load(backend: Backend, scope: Scope, ruleset: RuleSet) -> None:
     """Add the rule set in one transaction: all of it or (on any error) none of it."""
     existing = kshock_chains(backend, scope).get(ruleset.table, set())

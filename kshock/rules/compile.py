@@ -32,8 +32,14 @@ How a condition becomes rules:
 
 Conntrack mark bits: a rule set uses bits of 0x00FFFF00 (bits 8-23), allotted from
 `mark_base` (default: derived from the rule set's name) upward, one per client-id identity, per
-latch and per once-per-connection trigger; `RuleSet.connmark_mask` lists them. Packet marks
-for tc faults are 0x4B<name hash:16><rule index:8>, set with MARK in the mangle table.
+latch and per once-per-connection trigger; `RuleSet.connmark_mask` lists them.
+
+tc faults (rate, delay, ...) compile to mangle-table rules that end in
+`-j CLASSIFY --set-class 4b53:<minor>`: CLASSIFY writes the htb class id into skb->priority,
+which htb reads directly, so no tc filter is needed (kernels without cls_fw can shape too).
+4b53: ("KS") is the handle of kshock's root htb; the minor is <name hash:8 + 1><rule index:8>.
+The rules carry --datestop like all others, so when the fault expires the kernel stops
+classifying and the qdisc, if still there, no longer touches any packet.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from kshock.rules.spec import RuleSpec, Target
 TC_ACTIONS = ("rate", "delay", "duplicate", "corrupt", "reorder")
 CONNMARK_SPACE = 0x00FFFF00
 CONNMARK_BITS = 16
-PACKET_MARK_FAMILY = 0x4B000000
+TC_ROOT_MAJOR = 0x4B53  # "KS": the handle (4b53:) of kshock's root htb; its classes are 4b53:<minor>
 MAX_ALTERNATIVES = 64
 MAX_RULES_PER_SPEC = 256
 _TESTS_PER_MATCH = U32_MAX_TESTS - 1  # one test of each -m u32 is the IHL guard
@@ -903,14 +909,17 @@ class _Compiler:
         if kind == "loss":
             return "DROP", (), _random((spec.action.percent or 0) / 100, ())
         if kind in TC_ACTIONS:
-            mark = PACKET_MARK_FAMILY | ((zlib.crc32(self.name.encode()) & 0xFFFF) << 8) | (index & 0xFF)
-            chain = f"KSHOCK-{self.short}-{index}m"
+            if index > 0xFF:
+                raise CompileError(f"rule set {self.name!r} has more than 256 traffic-control rules",
+                                   "split it into several rule sets", rule=spec.name)
+            classid = (TC_ROOT_MAJOR << 16) | ((zlib.crc32(self.name.encode()) % 0xFE + 1) << 8) | index
+            chain = f"KSHOCK-{self.short}-{index}c"
             kw = dict(datestop=self.expires_at, comment=f"kshock:{self.name}/{spec.name}")
             self.extra_chains.append(Chain(chain, (
-                KernelRule("MARK", ("--set-xmark", f"0x{mark:x}/0xffffffff"), **kw),
+                KernelRule("CLASSIFY", ("--set-class", f"{classid >> 16:x}:{classid & 0xFFFF:x}"), **kw),
                 KernelRule("ACCEPT", **kw))))
             action = spec.action
-            self.tc.append(TrafficControl(spec.name, mark, 0xFFFFFFFF, kind, _tc_hook(spec), spec.target.interface,
+            self.tc.append(TrafficControl(spec.name, classid, kind, _tc_hook(spec), spec.target.interface,
                                           action.percent, action.rate_bit_s, action.delay_ms, action.jitter_ms))
             return chain, (), ()
         raise CompileError(f"rule {spec.name!r}: unknown action {kind!r}", rule=spec.name)
@@ -945,6 +954,10 @@ class _Compiler:
                 if not rules:
                     continue
                 chains.append(Chain(name, tuple(rules)))
+                # When every rule of the chain reads the TCP payload, a segment without payload
+                # (a bare ACK) can match none of them: test that once at the jump, so bare ACKs
+                # never walk the chain (the cost an unaffected client pays for kshock's rules).
+                payload_only = all(rule.u32 or rule.payload_required for rule in rules)
                 for builtin in _hooks(target.direction, direction):
                     for port in target.ports:
                         jump = KernelRule(
@@ -955,6 +968,7 @@ class _Compiler:
                             source=_host(target.host) if direction == "response" else None,
                             in_interface=target.interface if builtin in ("INPUT", "FORWARD") else None,
                             out_interface=target.interface if builtin == "OUTPUT" else None,
+                            payload_required=payload_only,
                             datestop=self.expires_at, comment=f"kshock:{self.name}")
                         jumps.append(Jump(builtin, jump))
         chains += self.extra_chains
@@ -1103,4 +1117,4 @@ def compile_rules(specs: Sequence[RuleSpec], name: str, *, expires_at: str | Non
     return compiler.ruleset(specs)
 
 
-__all__ = ["CONNMARK_SPACE", "CompileError", "PACKET_MARK_FAMILY", "TC_ACTIONS", "compile_rules"]
+__all__ = ["CONNMARK_SPACE", "CompileError", "TC_ACTIONS", "TC_ROOT_MAJOR", "compile_rules"]

@@ -39,9 +39,9 @@ def explain(ruleset: RuleSet) -> str:
     for plan in ruleset.traffic_control:
         what = {"rate": f"rate {plan.rate_bit_s}bit", "delay": f"delay {plan.delay_ms:g}ms"
                 + (f" jitter {plan.jitter_ms:g}ms" if plan.jitter_ms else "")}.get(plan.kind, f"{plan.kind} {plan.percent:g}%")
-        lines.append(f"\ntc plan for rule {plan.rule}: packets with mark 0x{plan.mark:x}/0x{plan.mask:x} get {what} "
-                     f"as they leave {plan.interface or 'any interface'} (marked from {plan.hook}); the apply "
-                     "step adds the qdisc and a `fw` filter")
+        lines.append(f"\ntc plan for rule {plan.rule}: packets classified {plan.classid >> 16:x}:{plan.classid & 0xFFFF:x} "
+                     f"get {what} as they leave {plan.interface or 'the interface apply resolves'} (classified from "
+                     f"{plan.hook}); the apply step adds kshock's htb root, the class and its qdisc")
     if ruleset.warnings:
         lines.append("\nwarnings:")
         lines += [f"  - {warning}" for warning in ruleset.warnings]
@@ -118,6 +118,8 @@ def _annotate(rule: KernelRule, marks: dict[int, str]) -> list[str]:
         out.append(f"then: mark the connection (bit 0x{value:x}) and go on")
     elif rule.target == "MARK":
         out.append(f"then: mark the packet {rule.target_args[1]} for traffic control")
+    elif rule.target == "CLASSIFY":
+        out.append(f"then: put the packet in htb class {rule.target_args[1]} (skb->priority) for traffic control")
     elif rule.target == "RETURN":
         out.append("then: stop here (back to the calling chain)")
     return out

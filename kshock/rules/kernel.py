@@ -132,15 +132,15 @@ class Jump:
 
 @dataclass(frozen=True, slots=True)
 class TrafficControl:
-    """A traffic-control fault, as a plan: packets whose mark (`mark & mask`) the rule set's
-    MARK rules set in the mangle table get this netem/tbf treatment when they leave by
-    `interface` (any interface when None). The apply backend realises it with a `tc filter ...
-    fw` per mark; the compiler builds no tc itself. tc shapes a device's egress, so the marked
-    packets are always ones that leave this host (OUTPUT) or pass through it (FORWARD)."""
+    """A traffic-control fault, as a plan: packets the rule set's mangle-table rules send to
+    `-j CLASSIFY --set-class <classid>` get this netem/tbf treatment when they leave by
+    `interface` (resolved at apply time when None). CLASSIFY sets skb->priority, which htb reads
+    as a class id directly, so the apply backend needs only an htb root, a class `classid` and
+    the qdisc inside it: no tc filter. tc shapes a device's egress, so the classified packets
+    are always ones that leave this host (OUTPUT) or pass through it (FORWARD)."""
 
     rule: str
-    mark: int
-    mask: int
+    classid: int  # major << 16 | minor, the htb class (kshock's root htb is 4b53:)
     kind: str  # rate | delay | duplicate | corrupt | reorder
     hook: str  # the built-in chain the marks are set from: OUTPUT | FORWARD
     interface: str | None = None
@@ -159,7 +159,7 @@ class RuleSet:
     family: str = "ipv4"
     expires_at: str | None = None  # UTC; every rule carries it as --datestop
     warnings: tuple[str, ...] = field(default=())
-    traffic_control: tuple[TrafficControl, ...] = ()  # tc faults the mangle-table marks select
+    traffic_control: tuple[TrafficControl, ...] = ()  # tc faults the mangle-table CLASSIFY rules select
     connmark_mask: int = 0  # the conntrack mark bits this rule set sets and tests
 
     @property

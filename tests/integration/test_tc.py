@@ -9,7 +9,7 @@ import pytest
 
 from conftest import lab_skip_reason
 from kshock.apply.scope import Scope
-from kshock.apply.tc import NETEM_MISSING, install, plan_netem, plan_rate, remove
+from kshock.apply.tc import NETEM_MISSING, install, plan_netem, plan_rate, remove, remove_leftovers
 from kshock.errors import OperationFailed, UserError
 
 
@@ -36,21 +36,34 @@ def namespace():
 
 def test_rate_fault_installs_htb_class_with_tbf_and_removes_it(namespace):
     scope = Scope(name=namespace)
-    entries = install(scope, plan_rate("kst0", 0x20, 1_000_000))
+    entries = install(scope, [plan_rate("kst0", 0x20, 1_000_000)])
     shown = _qdiscs(namespace)
-    assert "qdisc htb 1: root" in shown and "default 0" in shown
-    assert "qdisc tbf 20: parent 1:20 rate 1Mbit" in shown
-    with pytest.raises(UserError, match="a kshock traffic-control fault is already active on kst0"):
-        install(scope, plan_rate("kst0", 0x21, 2_000_000))
-    assert remove(scope, entries) == ["htb root on kst0"]
-    assert "htb" not in _qdiscs(namespace) and "tbf" not in _qdiscs(namespace)
+    assert "qdisc htb 4b53: root" in shown and "default 0" in shown
+    assert "qdisc tbf 20: parent 4b53:20 rate 1Mbit" in shown
+    # A second kshock fault shares the root htb with its own class; the same class twice is refused.
+    more = install(scope, [plan_rate("kst0", 0x21, 2_000_000)])
+    assert "qdisc tbf 21: parent 4b53:21 rate 2Mbit" in _qdiscs(namespace)
+    with pytest.raises(UserError, match="htb class 4b53:21 is already in use on kst0"):
+        install(scope, [plan_rate("kst0", 0x21, 2_000_000)])
+    assert remove(scope, entries) == ["htb class 4b53:20 on kst0"]
+    assert "htb 4b53: root" in _qdiscs(namespace) and "tbf 20:" not in _qdiscs(namespace)
+    assert remove(scope, more) == ["htb class 4b53:21 on kst0", "htb 4b53: root on kst0"]
+    assert remove(scope, more) == []  # idempotent
+    assert _qdiscs(namespace).startswith("qdisc noqueue 0: root")  # the kernel's default is back
+
+
+def test_leftover_root_from_a_crash_is_found_by_its_handle(namespace):
+    scope = Scope(name=namespace)
+    install(scope, [plan_rate("kst0", 0x20, 1_000_000)])
+    assert remove_leftovers(scope) == ["htb 4b53: on kst0"]
+    assert "htb" not in _qdiscs(namespace)
 
 
 def test_netem_is_detected_and_leaves_nothing_when_missing(namespace):
     scope = Scope(name=namespace)
     plan = plan_netem("kst0", 0x20, delay_ms=200, jitter_ms=20)
     try:
-        entries = install(scope, plan)
+        entries = install(scope, [plan])
     except OperationFailed as error:
         # This machine's kernel has no sch_netem: a clear message, and the htb root rolled back.
         assert error.message == NETEM_MISSING
@@ -65,7 +78,7 @@ def test_refuses_to_replace_a_root_qdisc_it_did_not_create(namespace):
     subprocess.run(["ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", "kst0", "root", "tbf", "rate",
                     "5mbit", "burst", "10kb", "latency", "50ms"], check=True)
     with pytest.raises(UserError, match="kst0 in namespace .* already has a tbf root qdisc"):
-        install(Scope(name=namespace), plan_rate("kst0", 0x20, 1_000_000))
+        install(Scope(name=namespace), [plan_rate("kst0", 0x20, 1_000_000)])
     assert "tbf 8001: root" in _qdiscs(namespace) or "qdisc tbf" in _qdiscs(namespace)
 
 

@@ -19,7 +19,10 @@ from kshock.rules.spec import Action, RuleSpec, Target, Trigger
 STOP = "2030-01-01T00:00:00"
 T = f"-m time --datestop {STOP}"
 GUARD = "0>>24=0x45 && 32>>26&0x3C@20=0xA:0x6400000"  # IHL 5; size 10 bytes .. 100 MiB
-JUMP = f"-A INPUT -p tcp -m tcp --dport 9092 {T} -m comment --comment kshock:t -j KSHOCK-t"
+# Every rule of these chains reads the payload, so the jump lets only segments with payload in:
+# IHL*4, then the TCP data offset*4, then any first payload word (4 bytes must be readable).
+PAYLOAD = '-m u32 --u32 "0>>22&0x3C@12>>26&0x3C@0=0x0:0xFFFFFFFF"'
+JUMP = f"-A INPUT -p tcp -m tcp --dport 9092 {PAYLOAD} {T} -m comment --comment kshock:t -j KSHOCK-t"
 
 
 def compile_one(text: str | None, action: Action = Action("drop"), **more) -> str:
@@ -120,7 +123,7 @@ def test_syn_only_stall():
         f'-A KSHOCK-t -p tcp -m u32 --u32 "0>>22&0x3C@12>>26&0x3C@0=0x0:0xFFFFFFFF" {T} '
         "-m comment --comment kshock:t/r1 -j DROP",
         f"-A KSHOCK-t -p tcp -m tcp --tcp-flags FIN FIN {T} -m comment --comment kshock:t/r1 -j DROP",
-        JUMP,
+        JUMP.replace(f"{PAYLOAD} ", ""),  # the FIN rule reads no payload: every segment enters
         "COMMIT", ""])
 
 
@@ -152,7 +155,7 @@ def test_reset_on_responses_and_loss_with_probability():
         ":KSHOCK-t-r - [0:0]",
         '-A KSHOCK-t-r -p tcp -m u32 --u32 "0>>24=0x45 && 32>>26&0x3C@20=0x4:0x6400000 && 32>>26&0x3C@24=0x7" '
         f"{T} -m comment --comment kshock:t/r1 -j REJECT --reject-with tcp-reset",
-        f"-A OUTPUT -p tcp -m tcp --sport 9092 {T} -m comment --comment kshock:t -j KSHOCK-t-r",
+        f"-A OUTPUT -p tcp -m tcp --sport 9092 {PAYLOAD} {T} -m comment --comment kshock:t -j KSHOCK-t-r",
     ]
     loss = compile_one("api == Produce", Action("loss", percent=30), trigger=Trigger("probability", probability=0.5))
     assert "-m statistic --mode random --probability 0.15 " in loss
@@ -164,18 +167,34 @@ def test_negated_client_id_is_complement_ranges():
     assert '32>>26&0x3C@32=0x0:0x26161,0x26163:0xFFFEFFFF"' in text
 
 
-def test_tc_delay_marks_packets_in_mangle_and_plans_tc():
+def test_tc_delay_classifies_packets_in_mangle_and_plans_tc():
     spec = RuleSpec("slow", parse_condition("api == Fetch"), Action("delay", delay_ms=200),
                     Target(direction="egress", interface="eth0"))
     ruleset = compile_rules([spec], "t", expires_at=STOP)
     assert ruleset.table == "mangle"
     (plan,) = ruleset.traffic_control
     assert (plan.kind, plan.delay_ms, plan.hook, plan.interface) == ("delay", 200, "OUTPUT", "eth0")
-    assert plan.mark >> 24 == 0x4B
-    mark_chain = ruleset.chains[-1]
-    assert [r.target for r in mark_chain.rules] == ["MARK", "ACCEPT"]
-    assert mark_chain.rules[0].target_args == ("--set-xmark", f"0x{plan.mark:x}/0xffffffff")
+    # kshock's root htb is 4b53:; the minor is <name hash + 1><rule index>: crc32("t") % 254 + 1 = 0x3b.
+    assert plan.classid == 0x4B533B00
+    classify_chain = ruleset.chains[-1]
+    assert classify_chain.name == "KSHOCK-t-0c"
+    assert [r.target for r in classify_chain.rules] == ["CLASSIFY", "ACCEPT"]
+    assert classify_chain.rules[0].target_args == ("--set-class", "4b53:3b00")
+    assert all(r.datestop == STOP for r in classify_chain.rules)  # the kernel ends the shaping, too
     assert ruleset.jumps[0].builtin == "OUTPUT" and ruleset.jumps[0].rule.out_interface == "eth0"
+    text = render_restore(ruleset)
+    assert text.splitlines()[0] == "*mangle"
+    assert (f"-A KSHOCK-t-0c -p tcp {T} -m comment --comment kshock:t/slow -j CLASSIFY --set-class 4b53:3b00"
+            in text.splitlines())
+
+
+def test_tc_rules_get_one_class_each():
+    specs = [RuleSpec(f"r{i}", None, Action("rate", rate_bit_s=1_000_000 * (i + 1)), Target(direction="egress"))
+             for i in range(3)]
+    ruleset = compile_rules(specs, "shape", expires_at=STOP)
+    assert [plan.classid & 0xFF for plan in ruleset.traffic_control] == [0, 1, 2]
+    assert len({plan.classid >> 8 for plan in ruleset.traffic_control}) == 1
+    assert all(plan.classid >> 16 == 0x4B53 and plan.interface is None for plan in ruleset.traffic_control)
 
 
 def test_every_rule_has_comment_and_expiry_and_chain_names_fit():
