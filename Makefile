@@ -30,9 +30,7 @@ test: setup
 	$(VENV)/bin/python -m pytest
 
 demo: setup
-	$(VENV)/bin/kshock lab up --name demo
-	$(VENV)/bin/kshock lab traffic --name demo --scenario mixed --duration 5; status=$$?; \
-	  $(VENV)/bin/kshock lab down --name demo; exit $$status
+	$(VENV)/bin/kshock demo
 
 clean:
 	-$(VENV)/bin/kshock lab down --name demo

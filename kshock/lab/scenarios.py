@@ -74,6 +74,16 @@ FLOOD = (
              ("--message-size", "100", "--linger-ms", "0", "--batch-num-messages", "1", *_rate(9000)), host=0),
 )
 
+# The meetup demo (`kshock demo`): two producers with their own client-ids and topics, and a
+# two-member consumer group fed by one of them. One client per host, so that a fault aimed at
+# one client's namespace touches no other; the last lab client is left free for probes.
+DEMO = (
+    Workload("rdk-producer", "shop-frontend", ("orders",), _rate(20), host=0),
+    Workload("rdk-producer", "billing", ("payments",), ("--partitions", "2", *_rate(20)), host=1),
+    Workload("rdk-consumer", "ledger-1", ("payments",), ("--partitions", "2", "--group", "ledger"), host=2),
+    Workload("rdk-consumer", "ledger-2", ("payments",), ("--partitions", "2", "--group", "ledger"), host=3),
+)
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -90,6 +100,8 @@ SCENARIOS: dict[str, Scenario] = {
                  "(linger.ms=0, batch.num.messages=1): for benchmarks", FLOOD, duration_s=12.0),
         Scenario("mixed", "kafka-python, two compressed librdkafka producers, a consumer group and an admin",
                  KAFKA_PYTHON + COMPRESSION[::3] + GROUP + ADMIN, duration_s=8.0),
+        Scenario("demo", "two producers (shop-frontend, billing) and a two-member consumer group (ledger) "
+                 "on billing's topic: what `kshock demo` breaks", DEMO, duration_s=10.0),
     )
 }
 
