@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from kshock.apply.faults import human_duration as _human, utc_text as _utc
 from kshock import netns
 from kshock.apply import faults, netfilter
 from kshock.apply.scope import Scope, resolve_scope
@@ -229,14 +230,3 @@ def _short_rule(text: str) -> str:
     return text if len(text) <= 110 else text[:107] + "..."
 
 
-def _utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
-
-
-def _human(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"

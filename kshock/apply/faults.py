@@ -42,6 +42,21 @@ class FaultRecord:
         return data
 
 
+def utc_text(epoch: float) -> str:
+    """The form `-m time --datestop` takes (UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
+
+
+def human_duration(seconds: float) -> str:
+    """4m05s, 1h02m, 9s: for countdowns and summaries."""
+    seconds = max(0, int(round(seconds)))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
 def faults_dir() -> Path:
     return run_dir() / "faults"
 

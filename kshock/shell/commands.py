@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from kshock.apply.faults import human_duration as _human, utc_text as _utc
 from kshock.conditions import ConditionError, describe_fields, parse_condition
 from kshock.errors import UserError
 from kshock.rules.spec import RuleSpec, Target
@@ -633,17 +634,6 @@ def _clock(ts: float) -> str:
     return clock(ts)
 
 
-def _utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
-
-
-def _human(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 __all__ = ["REGISTRY", "Command", "Result", "Shell", "ShellTarget", "frame_line", "pick_condition",
