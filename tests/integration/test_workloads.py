@@ -234,10 +234,11 @@ def test_every_codec_delivers(broker, tmp_path):
         (tmp_path, broker, "rdk-producer", f"codec-{codec}", [f"codec-{codec}"], 2,
          "--compression", codec, "--rate", "25", "--message-size", "2000", *(("--idempotent",) if codec == "zstd" else ()))
         for codec in codecs
-    ], (tmp_path, broker, "kp-producer", "codec-kp-gzip", ["codec-kp-gzip"], 2, "--compression", "gzip"))
+    ], (tmp_path, broker, "kp-producer", "codec-kp-gzip", ["codec-kp-gzip"], 2, "--compression", "gzip",
+        "--rate", "25"))
     for code, report, _ in producers:
         assert_clean(code, report)
-        assert sum(report["produced"].values()) >= 20
+        assert sum(report["produced"].values()) >= 20  # of 50 offered in 2 s: start-up takes its share
     code, consumer, _ = run_workload(tmp_path, broker, "rdk-consumer", "codec-reader",
                                      [f"codec-{c}" for c in codecs] + ["codec-kp-gzip"], 7)
     assert_clean(code, consumer)
