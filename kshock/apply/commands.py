@@ -67,8 +67,11 @@ def apply(args: argparse.Namespace) -> int:
     now = time.time()
     plans = []
     for spec in specs:
-        expires = now + spec.duration_s
-        ruleset = compile_rules([spec], spec.name, expires_at=_utc(expires))
+        datestop = _utc(now + spec.duration_s)
+        # -m time --datestop has 1 s granularity and still matches during its own second: the
+        # kernel stops at the next whole second, which is what kshock records as the end.
+        expires = float(int(now + spec.duration_s) + 1)
+        ruleset = compile_rules([spec], spec.name, expires_at=datestop)
         if scope.name is None and scope.pid is None and not args.force and cuts_ssh(ruleset, os.environ.get("SSH_CONNECTION")):
             raise UserError(f"rule {spec.name!r} would cut this SSH session",
                             "narrow its target (port, host), apply it in a namespace, or add --force")
@@ -98,7 +101,7 @@ def apply(args: argparse.Namespace) -> int:
             applied.append(record)
             for warning in ruleset.warnings:
                 print(f"kshock: warning: {warning}", file=sys.stderr)
-            print(f"fault {spec.name} active in {scope.describe()} until {_utc(expires)} UTC "
+            print(f"fault {spec.name} active in {scope.describe()} until {_utc(expires - 1)} UTC "
                   f"({_human(spec.duration_s)}): {spec.action} {summary['match']} on {summary['target']}; "
                   f"{summary['rules']} rules in {', '.join(ruleset.chain_names)}"
                   + (f"; {', '.join(record.summary['tc'])}" if record.tc else ""))
