@@ -67,11 +67,8 @@ def apply(args: argparse.Namespace) -> int:
     now = time.time()
     plans = []
     for spec in specs:
-        datestop = _utc(now + spec.duration_s)
-        # -m time --datestop has 1 s granularity and still matches during its own second: the
-        # kernel stops at the next whole second, which is what kshock records as the end.
-        expires = float(int(now + spec.duration_s) + 1)
-        ruleset = compile_rules([spec], spec.name, expires_at=datestop)
+        expires = faults.kernel_end(now + spec.duration_s)  # what kshock records as the end
+        ruleset = compile_rules([spec], spec.name, expires_at=_utc(now + spec.duration_s))
         if scope.name is None and scope.pid is None and not args.force and cuts_ssh(ruleset, os.environ.get("SSH_CONNECTION")):
             raise UserError(f"rule {spec.name!r} would cut this SSH session",
                             "narrow its target (port, host), apply it in a namespace, or add --force")

@@ -47,6 +47,12 @@ def utc_text(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
 
 
+def kernel_end(expires: float) -> float:
+    """When the kernel really stops a rule whose --datestop is utc_text(expires): xt_time has 1 s
+    granularity and still matches during the datestop second, so at the next whole second."""
+    return float(int(expires) + 1)
+
+
 def human_duration(seconds: float) -> str:
     """4m05s, 1h02m, 9s: for countdowns and summaries."""
     seconds = max(0, int(round(seconds)))

@@ -373,14 +373,15 @@ def _apply(shell: Shell, arg: str) -> Result:
     try:
         for rule in pending:
             spec = rule.spec
-            expires = shell.clock() + spec.duration_s
-            ruleset = shell.compile(spec, expires)
+            datestop = shell.clock() + spec.duration_s
+            ruleset = shell.compile(spec, datestop)
+            expires = faults.kernel_end(datestop)  # when the kernel really stops it
             summary = {"match": _match(spec), "action": str(spec.action), "target": _target(spec),
                        "rules": sum(len(chain.rules) for chain in ruleset.chains)}
             record = faults.install(ruleset, scope, expires, summary)
             rule.ruleset, rule.record, rule.expires_at, rule.state = ruleset, record, expires, "applied"
             done.append(rule)
-            lines.append(f"applied {spec.name} in {scope.describe()} until {_utc(expires)} UTC "
+            lines.append(f"applied {spec.name} in {scope.describe()} until {_utc(datestop)} UTC "
                          f"({_human(spec.duration_s)}): {spec.action} {_match(spec)}")
     except BaseException:
         for rule in done:  # all or nothing
