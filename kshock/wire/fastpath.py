@@ -129,6 +129,27 @@ def _topic(r: _Reader, version: int, topics: list, topic_ids: list) -> None:
             topics.append(name)
 
 
+def _topic_at(data: bytes, pos: int, version: int, topics: list, topic_ids: list) -> int:
+    """`_topic` for the hand-inlined flexible readers: a topic id (v13+) or a compact name at
+    `pos`; returns the position after it."""
+    if version >= _TOPIC_ID_FROM:
+        tid = data[pos : pos + 16]
+        if any(tid) and tid not in topic_ids:
+            topic_ids.append(tid)
+        return pos + 16
+    b = data[pos]
+    if b >= 0x80:
+        b, pos = _uvarint_slow(data, pos)
+    else:
+        pos += 1
+    if b > 1:
+        name = data[pos : pos + b - 1].decode("utf-8")
+        pos += b - 1
+        if name not in topics:
+            topics.append(name)
+    return pos
+
+
 def _uvarint_slow(data: bytes, pos: int) -> tuple[int, int]:
     value = 0
     shift = 0
@@ -172,22 +193,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
     else:
         pos += 1
     for _ in range(b - 1):
-        if version >= _TOPIC_ID_FROM:
-            tid = data[pos : pos + 16]
-            pos += 16
-            if any(tid) and tid not in topic_ids:
-                topic_ids.append(tid)
-        else:
-            b = data[pos]
-            if b >= 0x80:
-                b, pos = _uvarint_slow(data, pos)
-            else:
-                pos += 1
-            if b > 1:
-                name = data[pos : pos + b - 1].decode("utf-8")
-                pos += b - 1
-                if name not in topics:
-                    topics.append(name)
+        pos = _topic_at(data, pos, version, topics, topic_ids)
         b = data[pos]
         if b >= 0x80:
             b, pos = _uvarint_slow(data, pos)
@@ -254,22 +260,7 @@ def produce_response(data: bytes, pos: int, version: int) -> Summary:
     else:
         pos += 1
     for _ in range(b - 1):
-        if version >= _TOPIC_ID_FROM:
-            tid = data[pos : pos + 16]
-            pos += 16
-            if any(tid) and tid not in topic_ids:
-                topic_ids.append(tid)
-        else:
-            b = data[pos]
-            if b >= 0x80:
-                b, pos = _uvarint_slow(data, pos)
-            else:
-                pos += 1
-            if b > 1:
-                name = data[pos : pos + b - 1].decode("utf-8")
-                pos += b - 1
-                if name not in topics:
-                    topics.append(name)
+        pos = _topic_at(data, pos, version, topics, topic_ids)
         b = data[pos]
         if b >= 0x80:
             b, pos = _uvarint_slow(data, pos)
