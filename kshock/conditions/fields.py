@@ -22,6 +22,7 @@ from struct import Struct
 from typing import Any
 
 from kshock.conditions.apis import API_NAMES
+from kshock.wire.fastpath import uvarint_at
 from kshock.wire.model import KafkaFrame
 from kshock.wire.records import Record
 
@@ -99,7 +100,7 @@ def _produce_head(frame: KafkaFrame, schemas: Any) -> tuple[tuple[str, ...], tup
     txn: tuple[str, ...] = ()
     if frame.api_version >= 3:
         if frame.api_version >= _PRODUCE_FLEXIBLE_FROM:
-            n, pos = _uvarint(data, pos)
+            n, pos = uvarint_at(data, pos)
             n -= 1
         else:
             n = _I16.unpack_from(data, pos)[0]
@@ -119,19 +120,6 @@ def _transactional_ids(frame: KafkaFrame, schemas: Any) -> tuple[str, ...]:
     ids = [getattr(body, "transactional_id", None), getattr(body, "v3_and_below_transactional_id", None)]
     ids += [t.transactional_id for t in getattr(body, "transactions", None) or ()]
     return tuple(i for i in ids if i)
-
-
-def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise ValueError("varint too long")
 
 
 def _endpoint(text: str) -> tuple[Any, int] | None:

@@ -493,28 +493,14 @@ class _Fields:
 
 def _skip_tags(data: bytes, pos: int) -> int:
     """Skip a tagged-field section (unsigned varints: count, then tag/size/bytes each)."""
-    count, pos = _uvarint(data, pos)
+    count, pos = fastpath.uvarint_at(data, pos)
     for _ in range(count):
-        _, pos = _uvarint(data, pos)
-        size, pos = _uvarint(data, pos)
+        _, pos = fastpath.uvarint_at(data, pos)
+        size, pos = fastpath.uvarint_at(data, pos)
         pos += size
         if pos > len(data):
             raise ValueError("frame ends inside a tagged field")
     return pos
-
-
-def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise ValueError("varint too long")
 
 
 def _reason(exc: BaseException) -> str:

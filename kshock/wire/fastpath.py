@@ -139,7 +139,7 @@ def _topic_at(data: bytes, pos: int, version: int, topics: list, topic_ids: list
         return pos + 16
     b = data[pos]
     if b >= 0x80:
-        b, pos = _uvarint_slow(data, pos)
+        b, pos = uvarint_at(data, pos)
     else:
         pos += 1
     if b > 1:
@@ -150,7 +150,8 @@ def _topic_at(data: bytes, pos: int, version: int, topics: list, topic_ids: list
     return pos
 
 
-def _uvarint_slow(data: bytes, pos: int) -> tuple[int, int]:
+def uvarint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned varint at `pos` (the flexible encoding's lengths): (value, next position)."""
     value = 0
     shift = 0
     while True:
@@ -181,7 +182,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
     n = len(data)
     b = data[pos]  # transactional_id: compact nullable string
     if b >= 0x80:
-        b, pos = _uvarint_slow(data, pos)
+        b, pos = uvarint_at(data, pos)
     else:
         pos += 1
     if b > 1:
@@ -189,14 +190,14 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
     pos += 6  # acks, timeout_ms
     b = data[pos]
     if b >= 0x80:
-        b, pos = _uvarint_slow(data, pos)
+        b, pos = uvarint_at(data, pos)
     else:
         pos += 1
     for _ in range(b - 1):
         pos = _topic_at(data, pos, version, topics, topic_ids)
         b = data[pos]
         if b >= 0x80:
-            b, pos = _uvarint_slow(data, pos)
+            b, pos = uvarint_at(data, pos)
         else:
             pos += 1
         for _ in range(b - 1):
@@ -206,7 +207,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
                 partitions.append(p)
             b = data[pos]
             if b >= 0x80:
-                b, pos = _uvarint_slow(data, pos)
+                b, pos = uvarint_at(data, pos)
             else:
                 pos += 1
             if b > 0:
@@ -256,14 +257,14 @@ def produce_response(data: bytes, pos: int, version: int) -> Summary:
     n = len(data)
     b = data[pos]
     if b >= 0x80:
-        b, pos = _uvarint_slow(data, pos)
+        b, pos = uvarint_at(data, pos)
     else:
         pos += 1
     for _ in range(b - 1):
         pos = _topic_at(data, pos, version, topics, topic_ids)
         b = data[pos]
         if b >= 0x80:
-            b, pos = _uvarint_slow(data, pos)
+            b, pos = uvarint_at(data, pos)
         else:
             pos += 1
         for _ in range(b - 1):
