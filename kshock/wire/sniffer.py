@@ -50,6 +50,16 @@ class SnifferStats:
     connections: int = 0
     closed: dict[str, int] = field(default_factory=dict)
 
+    def count_frame(self, event: Event, is_request: bool) -> None:
+        """One decoded frame: a request, a response, or (either way) a Malformed one."""
+        self.frames += 1
+        if type(event) is Malformed:
+            self.malformed += 1
+        elif is_request:
+            self.requests += 1
+        else:
+            self.responses += 1
+
 
 class _ConnState:
     __slots__ = ("client", "framers", "decoder_conn")
@@ -172,13 +182,7 @@ class Sniffer:
                             event = self._decode_data(ts, raw[data_at + 4 : end], size,
                                                       (packet,), lane.flow, lane.is_request,
                                                       lane.dconn, lane.src, lane.dst)
-                            stats.frames += 1
-                            if type(event) is Malformed:
-                                stats.malformed += 1
-                            elif lane.is_request:
-                                stats.requests += 1
-                            else:
-                                stats.responses += 1
+                            stats.count_frame(event, lane.is_request)
                             if packet >= self._next_expire:
                                 return self._expire(packet, [event])
                             return [event]
@@ -193,13 +197,7 @@ class Sniffer:
                                 event = decode_data(item.ts, item.data, item.size, item.packets,
                                                     item.flow, lane.is_request, lane.dconn,
                                                     lane.src, lane.dst)
-                                stats.frames += 1
-                                if type(event) is Malformed:
-                                    stats.malformed += 1
-                                elif lane.is_request:
-                                    stats.requests += 1
-                                else:
-                                    stats.responses += 1
+                                stats.count_frame(event, lane.is_request)
                                 out.append(event)
                             else:
                                 self._decode_all([item], out)
@@ -317,13 +315,7 @@ class Sniffer:
                 framer = framers[item.flow]
                 event = decode(item, framer.is_request, framer.state.decoder_conn, framer.src,
                                framer.dst)
-                stats.frames += 1
-                if type(event) is Malformed:
-                    stats.malformed += 1
-                elif framer.is_request:
-                    stats.requests += 1
-                else:
-                    stats.responses += 1
+                stats.count_frame(event, framer.is_request)
             else:  # Skipped
                 stats.skipped_bytes += item.length
                 event = item
