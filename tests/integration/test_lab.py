@@ -158,7 +158,7 @@ def test_down_after_sigkill_of_the_creator_leaves_nothing(fresh_lab_name):
 def test_broker_that_does_not_answer_in_time_leaves_nothing_behind(fresh_lab_name):
     result = kshock("lab", "up", "--name", fresh_lab_name, "--timeout", "0")
     assert result.returncode == 1
-    assert result.stderr.startswith(f"kshock: the broker did not answer ApiVersions on 198.18.")
+    assert result.stderr.startswith("kshock: the broker did not answer ApiVersions on 198.18.")
     assert "broker log:" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert lab_namespaces(fresh_lab_name) == [] and _state(fresh_lab_name) is None
 

@@ -12,13 +12,8 @@ Namespaces are always deleted, and with them the tables.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import os
-import re
-import socket
-import struct
 import subprocess
 import time
 from dataclasses import replace
@@ -28,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import lab_skip_reason
-from kshock.capture import CaptureReader
+from kernel_replay import client_packets, iptables_counts, ip, namespace_pair, readdress, send_raw
 from kshock.conditions import parse_condition
 from kshock.rules.compile import compile_rules
 from kshock.rules.emulate import Emulator
@@ -40,7 +35,6 @@ from kshock.rules.spec import Action, RuleSpec, Target, Trigger
 CAPTURE = Path(__file__).resolve().parents[2] / "captures" / "lab-mixed.pcap"
 SENDER, RECEIVER = "198.19.251.1", "198.19.251.2"
 FAR = "198.19.250.9"  # routed through the receiver onto a veth that leads nowhere
-_pairs = itertools.count(1)
 
 # Hop-free conditions only: nft cannot step over the client-id to the topics.
 SPECS = [
@@ -64,96 +58,16 @@ def environment():
             pytest.skip(f"needs {tool}")
 
 
-def _ip(name: str, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", "netns", "exec", name, *args], check=True, capture_output=True, text=True, **kw)
-
-
-@contextlib.contextmanager
-def namespace_pair():
-    """A sender and a receiver that forwards to a veth leading nowhere; always deleted."""
-    n = next(_pairs)
-    a, b = f"ksn-{os.getpid()}-{n}a", f"ksn-{os.getpid()}-{n}b"
-    try:
-        for name in (a, b):
-            subprocess.run(["ip", "netns", "add", name], check=True)
-            _ip(name, "ip", "link", "set", "lo", "up")
-        subprocess.run(["ip", "link", "add", "ksnft0", "netns", a, "type", "veth", "peer", "name", "ksnft1",
-                        "netns", b], check=True)
-        _ip(a, "ip", "addr", "add", f"{SENDER}/24", "dev", "ksnft0")
-        _ip(b, "ip", "addr", "add", f"{RECEIVER}/24", "dev", "ksnft1")
-        _ip(a, "ip", "link", "set", "ksnft0", "up")
-        _ip(b, "ip", "link", "set", "ksnft1", "up")
-        _ip(a, "ip", "route", "add", "198.19.250.0/24", "via", RECEIVER)
-        _ip(b, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        # Only the client's half of each connection is replayed: let conntrack keep tracking it.
-        _ip(b, "sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_be_liberal=1")
-        subprocess.run(["ip", "link", "add", "ksnout0", "netns", b, "type", "veth", "peer", "name", "ksnout1",
-                        "netns", a], check=True)
-        _ip(b, "ip", "link", "set", "ksnout0", "up")
-        _ip(a, "ip", "link", "set", "ksnout1", "up")
-        _ip(b, "ip", "route", "add", "198.19.250.0/24", "dev", "ksnout0")
-        _ip(b, "ip", "neigh", "add", FAR, "lladdr", "02:00:00:00:00:01", "dev", "ksnout0", "nud", "permanent")
-        yield a, b
-    finally:
-        for name in (a, b):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert a not in listed and b not in listed
-
-
-def _client_packets(skip_syn: bool) -> list[bytes]:
-    reader = CaptureReader(str(CAPTURE))
-    packets = []
-    for _, _, raw in reader:
-        if raw[12:14] != b"\x08\x00" or raw[14 + 9] != 6:
-            continue
-        ip = raw[14:]
-        ihl = (ip[0] & 15) * 4
-        # Without the broker's SYN-ACK a replayed SYN would leave conntrack waiting; picked up
-        # mid-stream, a connection is tracked (and can carry a mark).
-        if struct.unpack_from(">H", ip, ihl + 2)[0] == 9092 and not (skip_syn and ip[ihl + 13] & 0x02):
-            packets.append(ip[:struct.unpack_from(">H", ip, 2)[0]])
-    reader.close()
-    return packets
-
-
-def _readdress(packet: bytes, destination: str) -> bytes:
-    """New addresses and the TCP checksum to match them (conntrack drops bad checksums)."""
-    ihl = (packet[0] & 15) * 4
-    src, dst = socket.inet_aton(SENDER), socket.inet_aton(destination)
-    tcp = bytearray(packet[ihl:])
-    tcp[16:18] = b"\0\0"
-    data = src + dst + struct.pack(">BBH", 0, 6, len(tcp)) + bytes(tcp) + (b"\0" if len(tcp) % 2 else b"")
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    tcp[16:18] = struct.pack(">H", ~total & 0xFFFF)
-    return packet[:12] + src + dst + packet[20:ihl] + bytes(tcp)
-
-
-def _send(sender: str, packets: list[bytes], destination: str) -> None:
-    from pyroute2 import netns
-
-    netns.pushns(sender)
-    try:
-        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    finally:
-        netns.popns()
-    with raw:
-        for packet in packets:
-            raw.sendto(packet, (destination, 0))
-
-
 def _nft_load(namespace: str, ruleset: RuleSet, env: dict | None = None) -> None:
-    _ip(namespace, "nft", "-f", "-", input=render_nft(ruleset), env=env)
-    listed = _ip(namespace, "nft", "list", "table", *nft_table(ruleset).split()).stdout
+    ip(namespace, "nft", "-f", "-", input=render_nft(ruleset), env=env)
+    listed = ip(namespace, "nft", "list", "table", *nft_table(ruleset).split()).stdout
     assert f"table {nft_table(ruleset)} {{" in listed
     for name in ruleset.chain_names:
         assert f"\tchain {name} {{" in listed
 
 
 def _nft_counts(namespace: str, ruleset: RuleSet) -> dict[tuple[str, int], int]:
-    listed = json.loads(_ip(namespace, "nft", "-j", "list", "table", *nft_table(ruleset).split()).stdout)
+    listed = json.loads(ip(namespace, "nft", "-j", "list", "table", *nft_table(ruleset).split()).stdout)
     counts, index = {}, {}
     for item in listed["nftables"]:
         rule = item.get("rule")
@@ -164,18 +78,6 @@ def _nft_counts(namespace: str, ruleset: RuleSet) -> dict[tuple[str, int], int]:
         counters = [e["counter"]["packets"] for e in rule["expr"] if "counter" in e]
         assert len(counters) == 1, rule
         counts[(chain, index[chain])] = counters[0]
-    return counts
-
-
-def _iptables_counts(namespace: str, ruleset: RuleSet) -> dict[tuple[str, int], int]:
-    saved = _ip(namespace, "iptables-save", "-c", "-t", ruleset.table).stdout
-    counts, index = {}, {}
-    for line in saved.splitlines():
-        found = re.match(r"\[(\d+):\d+\] -A (KSHOCK-\S+) ", line)
-        if found and found.group(2) in ruleset.chain_names:
-            chain = found.group(2)
-            index[chain] = index.get(chain, -1) + 1
-            counts[(chain, index[chain])] = int(found.group(1))
     return counts
 
 
@@ -205,24 +107,24 @@ def _emulated(ruleset: RuleSet, builtin: str, packets: list[bytes]) -> dict[tupl
 def test_compiled_rule_sets_count_the_same_in_nft_iptables_and_emulator(environment):
     specs = [replace(spec, target=Target(direction="forward")) for spec in SPECS]
     ruleset = compile_rules(specs, "nftcmp", expires_at="2037-12-31T00:00:00")
-    packets = [_readdress(p, FAR) for p in _client_packets(skip_syn=True)]
+    packets = [readdress(p, SENDER, FAR) for p in client_packets(CAPTURE, skip_syn=True)]
     assert len(packets) > 1000
     expected = _emulated(ruleset, "FORWARD", packets)
 
-    with namespace_pair() as (sender, receiver):
-        _ip(receiver, "iptables-restore", "--noflush", input=render_restore(ruleset))
-        _send(sender, packets, FAR)
-        iptables = _settled(lambda: _iptables_counts(receiver, ruleset), expected)
+    with namespace_pair("ksn", SENDER, RECEIVER, far=FAR) as (sender, receiver):
+        ip(receiver, "iptables-restore", "--noflush", input=render_restore(ruleset))
+        send_raw(sender, packets, FAR)
+        iptables = _settled(lambda: iptables_counts(receiver, ruleset.table, set(ruleset.chain_names)), expected)
 
-    with namespace_pair() as (sender, receiver):
-        before = _ip(receiver, "nft", "list", "ruleset").stdout
+    with namespace_pair("ksn", SENDER, RECEIVER, far=FAR) as (sender, receiver):
+        before = ip(receiver, "nft", "list", "ruleset").stdout
         assert "kshock" not in before
         _nft_load(receiver, ruleset)
         _nft_load(receiver, ruleset)  # loading again replaces the table: no rule twice
-        _send(sender, packets, FAR)
+        send_raw(sender, packets, FAR)
         nft = _settled(lambda: _nft_counts(receiver, ruleset), expected)
-        _ip(receiver, "nft", "delete", "table", *nft_table(ruleset).split())
-        assert "kshock" not in _ip(receiver, "nft", "list", "ruleset").stdout
+        ip(receiver, "nft", "delete", "table", *nft_table(ruleset).split())
+        assert "kshock" not in ip(receiver, "nft", "list", "ruleset").stdout
 
     assert nft == iptables == expected
     # Not vacuous: every spec's rules matched something.
@@ -269,16 +171,16 @@ def test_hand_made_rules_count_the_same_side_by_side(environment):
     past = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     coin = KernelRule("RETURN", payload_required=True, statistic=("random", "0.5"))
     ruleset = _hand_ruleset([*rules, KernelRule("RETURN", datestop=past), coin])
-    packets = [_readdress(p, RECEIVER) for p in _client_packets(skip_syn=False)]
+    packets = [readdress(p, SENDER, RECEIVER) for p in client_packets(CAPTURE, skip_syn=False)]
     expected = _emulated(checked, "INPUT", packets)
 
-    with namespace_pair() as (sender, receiver):
-        _ip(receiver, "iptables-restore", "--noflush", input=render_restore(ruleset))
+    with namespace_pair("ksn", SENDER, RECEIVER, far=FAR) as (sender, receiver):
+        ip(receiver, "iptables-restore", "--noflush", input=render_restore(ruleset))
         # nft reads a quoted date in the loader's time zone; kshock writes UTC epoch seconds, so
         # a loader 14 hours ahead of UTC still keeps the rule of the coming hour alive.
         _nft_load(receiver, ruleset, env={**os.environ, "TZ": "Pacific/Kiritimati"})
-        _send(sender, packets, RECEIVER)
-        iptables = _settled(lambda: _iptables_counts(receiver, ruleset))
+        send_raw(sender, packets, RECEIVER)
+        iptables = _settled(lambda: iptables_counts(receiver, ruleset.table, set(ruleset.chain_names)))
         nft = _settled(lambda: _nft_counts(receiver, ruleset))
 
     coin_key = (f"KSHOCK-NFT-{len(rules) + 1}", 0)
