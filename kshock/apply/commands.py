@@ -92,8 +92,7 @@ def apply(args: argparse.Namespace) -> int:
     applied = []
     try:
         for spec, ruleset, expires in plans:
-            summary = {"match": _match_text(spec), "action": str(spec.action), "target": _target_text(spec),
-                       "rules": sum(len(chain.rules) for chain in ruleset.chains)}
+            summary = faults.summary_of(spec, ruleset)
             record = faults.install(ruleset, scope, expires, summary, host=spec.target.host)
             applied.append(record)
             for warning in ruleset.warnings:
@@ -206,20 +205,6 @@ def status(args: argparse.Namespace) -> int:
             print(f"  {each['packets']:>9} pkts {each['bytes']:>11} bytes  tc {each['qdisc']} in class {each['class']} "
                   f"on {each['interface']}: {each['drops']} dropped, {each['overlimits']} over the limit")
     return ExitStatus.OK
-
-
-def _match_text(spec: RuleSpec) -> str:
-    return str(spec.condition) if spec.condition is not None else "all traffic"
-
-
-def _target_text(spec: RuleSpec) -> str:
-    target = spec.target
-    parts = [f"port {','.join(map(str, target.ports))}", target.direction]
-    if target.host:
-        parts.append(f"host {target.host}")
-    if target.interface:
-        parts.append(f"interface {target.interface}")
-    return " ".join(parts)
 
 
 def _short_rule(text: str) -> str:

@@ -19,6 +19,7 @@ from kshock.apply import netfilter
 from kshock.apply.scope import Scope
 from kshock.lab.state import run_dir
 from kshock.rules.kernel import RuleSet
+from kshock.rules.spec import RuleSpec
 
 
 @dataclass(slots=True)
@@ -61,6 +62,12 @@ def human_duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds}s"
+
+
+def summary_of(spec: RuleSpec, ruleset: RuleSet) -> dict:
+    """What `status` shows of a fault: its match, action, target and number of kernel rules."""
+    return {"match": spec.match_text, "action": str(spec.action), "target": str(spec.target),
+            "rules": sum(len(chain.rules) for chain in ruleset.chains)}
 
 
 def faults_dir() -> Path:

@@ -44,6 +44,11 @@ class Target:
     interface: str | None = None
     direction: str = "ingress"
 
+    def __str__(self) -> str:
+        text = f"port {','.join(map(str, self.ports))} {self.direction}"
+        text += f" host {self.host}" if self.host else ""
+        return text + (f" interface {self.interface}" if self.interface else "")
+
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
@@ -63,3 +68,7 @@ class RuleSpec:
     latch: bool = False  # once a packet of a connection matches, act on the rest of the connection
     approximate: bool = False  # allow widening what the kernel cannot express exactly, with a warning
     source: str = ""  # "rules/x.yaml:12" for messages
+
+    @property
+    def match_text(self) -> str:
+        return str(self.condition) if self.condition is not None else "all traffic"

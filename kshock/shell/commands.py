@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from kshock.apply.faults import human_duration as _human, utc_text as _utc
 from kshock.conditions import ConditionError, describe_fields, parse_condition
 from kshock.errors import UserError
-from kshock.rules.spec import RuleSpec, Target
+from kshock.rules.spec import RuleSpec
 from kshock.shell.completion import split_do
 from kshock.shell.session import Session, ShellRule, Tally, frame_client, is_request
 from kshock.wire.model import KafkaFrame
@@ -318,7 +318,7 @@ def _describe_rule(spec: RuleSpec, ruleset) -> str:
     from kshock.rules.render import render_restore
 
     kernel = sum(len(chain.rules) for chain in ruleset.chains)
-    lines = [f"rule {spec.name}: {spec.action} {_match(spec)} for {_human(spec.duration_s)} "
+    lines = [f"rule {spec.name}: {spec.action} {spec.match_text} for {_human(spec.duration_s)} "
              f"({spec.target.direction}, port {','.join(map(str, spec.target.ports))}); {kernel} kernel rules:"]
     lines += ["  " + line for line in render_restore(ruleset).splitlines()]
     lines += [f"  warning: {warning}" for warning in ruleset.warnings]
@@ -338,7 +338,7 @@ def _rules(shell: Shell, arg: str) -> Result:
         if rule.state == "applied" and rule.expires_at is not None:
             state = f"applied, {_human(rule.expires_at - now)} left"
         kernel = sum(len(chain.rules) for chain in rule.ruleset.chains)
-        lines.append(f"{spec.name:<10} {state:<22} {str(spec.action):<14} {_match(spec)}  "
+        lines.append(f"{spec.name:<10} {state:<22} {str(spec.action):<14} {spec.match_text}  "
                      f"[{_human(spec.duration_s)}, {kernel} kernel rules]")
     return Result("\n".join(lines))
 
@@ -376,13 +376,12 @@ def _apply(shell: Shell, arg: str) -> Result:
             datestop = shell.clock() + spec.duration_s
             ruleset = shell.compile(spec, datestop)
             expires = faults.kernel_end(datestop)  # when the kernel really stops it
-            summary = {"match": _match(spec), "action": str(spec.action), "target": _target(spec),
-                       "rules": sum(len(chain.rules) for chain in ruleset.chains)}
+            summary = faults.summary_of(spec, ruleset)
             record = faults.install(ruleset, scope, expires, summary)
             rule.ruleset, rule.record, rule.expires_at, rule.state = ruleset, record, expires, "applied"
             done.append(rule)
             lines.append(f"applied {spec.name} in {scope.describe()} until {_utc(datestop)} UTC "
-                         f"({_human(spec.duration_s)}): {spec.action} {_match(spec)}")
+                         f"({_human(spec.duration_s)}): {spec.action} {spec.match_text}")
     except BaseException:
         for rule in done:  # all or nothing
             faults.remove(rule.record)
@@ -454,7 +453,7 @@ def _export(shell: Shell, arg: str) -> Result:
     blocks = []
     for rule in rules:
         ruleset = rule.ruleset if rule.state == "applied" else shell.compile(rule.spec, shell.clock() + rule.spec.duration_s)
-        blocks.append(f"# kshock rule {rule.spec.name}: {rule.spec.action} {_match(rule.spec)}\n"
+        blocks.append(f"# kshock rule {rule.spec.name}: {rule.spec.action} {rule.spec.match_text}\n"
                       + render_restore(ruleset))
     return Result("".join(blocks).rstrip("\n"))
 
@@ -610,15 +609,6 @@ def _quote(text: str) -> str:
     from kshock.conditions.parse import quote
 
     return quote(text)
-
-
-def _match(spec: RuleSpec) -> str:
-    return str(spec.condition) if spec.condition is not None else "all traffic"
-
-
-def _target(spec: RuleSpec) -> str:
-    target: Target = spec.target
-    return f"port {','.join(map(str, target.ports))} {target.direction}" + (f" host {target.host}" if target.host else "")
 
 
 def _ms(value: float | None) -> str:
