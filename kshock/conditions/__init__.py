@@ -19,10 +19,11 @@ from kshock.conditions.parse import (
     Or,
     fields_used,
     parse_condition,
+    topics_named,
 )
 
 __all__ = [
     "FIELDS", "And", "Compare", "Condition", "ConditionError", "Exists", "Field", "In", "Matcher",
     "Not", "Or", "api_names", "describe_fields", "field_names", "fields_used", "matches",
-    "needs_records", "parse_condition",
+    "needs_records", "parse_condition", "topics_named",
 ]

@@ -128,6 +128,22 @@ def fields_used(condition: Condition) -> list[str]:
     raise TypeError(f"not a condition: {condition!r}")
 
 
+def topics_named(condition: Condition) -> list[str]:
+    """The topic names a condition compares with (`topic == X`, `topic in {...}`), each once."""
+    match condition:
+        case Compare(field="topic", op="==" | "!=", value=str(value)):
+            return [value]
+        case In(field="topic", values=values):
+            return [v for v in dict.fromkeys(values) if isinstance(v, str)]
+        case Compare() | In() | Exists():
+            return []
+        case And(left, right) | Or(left, right):
+            return list(dict.fromkeys(topics_named(left) + topics_named(right)))
+        case Not(operand):
+            return topics_named(operand)
+    raise TypeError(f"not a condition: {condition!r}")
+
+
 # -- rendering values ------------------------------------------------------------------------
 
 def _field_text(name: str, arg: str | None) -> str:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import struct
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from kshock.broker_talk import ApiVersionsAnswer, in_netns, probe_api_versions
 from kshock.errors import OperationFailed, UserError
 
-
-@dataclass(frozen=True, slots=True)
-class ApiVersionsAnswer:
-    error_code: int
-    api_count: int
-    max_versions: dict[int, int]  # api_key -> the broker's max version
+__all__ = ["ApiVersionsAnswer", "in_netns", "probe_api_versions", "start", "stop", "wait_ready", "tansu_binary"]
 
 
 def tansu_binary() -> str:
@@ -56,42 +47,6 @@ def start(argv: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-
-
-@contextlib.contextmanager
-def in_netns(name: str | None) -> Iterator[None]:
-    """Run the block with this thread in network namespace `name` (sockets keep the namespace)."""
-    if name is None:
-        yield
-        return
-    from pyroute2 import netns
-
-    netns.pushns(name)
-    try:
-        yield
-    finally:
-        netns.popns()
-
-
-def probe_api_versions(host: str, port: int, timeout_s: float = 2.0, netns: str | None = None) -> ApiVersionsAnswer:
-    """Send one ApiVersions v0 request and decode the answer; raises OSError/ValueError on failure."""
-    from kafka.protocol.metadata import ApiVersionsRequest, ApiVersionsResponse
-
-    request = ApiVersionsRequest[0]()
-    request.with_header(correlation_id=1, client_id="kshock-probe")
-    with in_netns(netns):
-        sock = socket.create_connection((host, port), timeout=timeout_s)
-    with sock:
-        sock.sendall(request.encode(header=True, framed=True))
-        size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
-        if not 0 < size < 1 << 20:
-            raise ValueError(f"implausible ApiVersions response size {size}")
-        body = _recv_exactly(sock, size)
-    response = ApiVersionsResponse[0].decode(body, header=True)
-    if response.header.correlation_id != 1:
-        raise ValueError("ApiVersions response has the wrong correlation id")
-    keys = {entry.api_key: entry.max_version for entry in response.api_keys}
-    return ApiVersionsAnswer(response.error_code, len(keys), keys)
 
 
 def wait_ready(host: str, port: int, timeout_s: float, process: subprocess.Popen | None = None,
@@ -133,13 +88,3 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < n:
-        chunk = sock.recv(n - len(chunks))
-        if not chunk:
-            raise ConnectionError("the broker closed the connection")
-        chunks += chunk
-    return bytes(chunks)

@@ -801,7 +801,7 @@ class _Compiler:
                         raise self.error(_Unsupported(
                             node, f"{api_name(layout.api_key)} {layout.versions} names topics by id, and no id is "
                                   f"known for topic {name!r}",
-                            hint="give the topic ids (--topic-ids FILE|auto), or restrict the versions "
+                            hint="learn them from a capture that has Metadata responses (--topic-ids), or restrict the versions "
                                  f"(api_version < {layout.low})"))
                     self.warn(f"approximate: no topic id known for {name!r}: {api_name(layout.api_key)} "
                               f"{layout.versions} requests match whatever topic they name")

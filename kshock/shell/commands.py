@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kshock.apply.faults import human_duration as _human, utc_text as _utc
-from kshock.conditions import ConditionError, describe_fields, parse_condition
+from kshock.conditions import ConditionError, describe_fields, parse_condition, topics_named
 from kshock.errors import UserError
 from kshock.rules.spec import RuleSpec
 from kshock.shell.completion import split_do
@@ -108,7 +108,29 @@ class Shell:
     def compile(self, spec: RuleSpec, expires_at: float):
         from kshock.rules.compile import compile_rules
 
-        return compile_rules([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.session.topic_ids())
+        return compile_rules([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.topic_ids_for(spec))
+
+    def topic_ids_for(self, spec: RuleSpec) -> dict[str, bytes]:
+        """The topic ids a rule may need (Produce v13 and Fetch v13+ name topics by id).
+
+        Learned from Metadata responses in the capture; when a topic's id went by before the
+        capture began, a live shell asks a broker the requests went to (one Metadata request from
+        the capture's namespace). A broker that cannot be asked leaves the id unknown, and the
+        compiler says what to do."""
+        known = self.session.topic_ids()
+        missing = [t for t in topics_named(spec.condition) if t not in known] if spec.condition else []
+        if not missing or not self.target.live:
+            return known
+        from kshock import broker_talk
+
+        for host, port in self.session.broker_endpoints()[:3]:
+            try:
+                found = broker_talk.topic_ids(host, port, missing, timeout_s=2.0, netns=self.target.scope_name)
+            except (OSError, ValueError):
+                continue
+            self.session.asked_topic_ids.update(found)
+            return {**known, **found}
+        return known
 
     def new_rule_name(self) -> str:
         while self.session.rule(f"r{self._next_rule}") is not None:

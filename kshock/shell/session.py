@@ -24,6 +24,7 @@ MAX_PACKET_BYTES = 512 << 20
 MAX_LATENCIES = 50_000  # per API: the newest samples
 LIVE_LINES = 1000  # frame numbers the live view remembers
 FILTER_LOOKBACK = 50_000  # frames a new filter looks back through for the live view
+MAX_BROKERS = 64  # broker endpoints remembered (for asking one about topic ids)
 
 
 @dataclass(slots=True)
@@ -91,6 +92,8 @@ class Session:
         self.source = ""  # what is being captured, for the toolbar
         self.source_done = False  # a capture file was read to its end
         self.source_problem: str | None = None
+        self.brokers: dict[str, None] = {}  # "ip:port" the requests went to, newest last
+        self.asked_topic_ids: dict[str, bytes] = {}  # ids a broker told us (Metadata), by topic name
 
     # -- the capture side --------------------------------------------------------------------
 
@@ -145,6 +148,8 @@ class Session:
             if request:
                 tally.requests += 1
                 ctally.requests += 1
+                if event.dst not in self.brokers and len(self.brokers) < MAX_BROKERS:
+                    self.brokers[event.dst] = None
                 if event.records:
                     tally.records += event.records
                     ctally.records += event.records
@@ -200,9 +205,16 @@ class Session:
         return Matcher(condition, self.sniffer.decoder.schemas)
 
     def topic_ids(self) -> dict[str, bytes]:
-        """Topic name -> 16-byte id, from the Metadata responses seen so far."""
+        """Topic name -> 16-byte id: from the Metadata responses seen so far, or asked of a broker."""
         with self.lock:
-            return {name: topic_id for topic_id, name in self.sniffer.decoder.topic_names.items()}
+            seen = {name: topic_id for topic_id, name in self.sniffer.decoder.topic_names.items()}
+            return {**self.asked_topic_ids, **seen}
+
+    def broker_endpoints(self) -> list[tuple[str, int]]:
+        """(host, port) of the brokers requests went to, the most recently first seen first."""
+        with self.lock:
+            seen = list(self.brokers)
+        return [(host.strip("[]"), int(port)) for host, _, port in (e.rpartition(":") for e in reversed(seen))]
 
     def client_ids(self) -> list[str]:
         return sorted(c for c in self.by_client if c != "-")

@@ -120,6 +120,31 @@ def test_script_on_a_lab_applies_then_reverts_real_rules(lab, tmp_path):
     assert out.rstrip().endswith("reverted: nokp")
 
 
+def test_a_topic_rule_written_after_the_metadata_went_by_asks_the_broker_for_the_topic_id(lab, tmp_path):
+    """Produce v13 names topics by id; a shell started after the client's Metadata exchange never saw
+    the id of "orders", so it asks the broker the requests go to, and the rule compiles and applies."""
+    netns = state.load(lab.name).plan.broker.netns
+    traffic = subprocess.Popen([sys.executable, "-m", "kshock", "lab", "traffic", "--name", lab.name,
+                                "--scenario", "kafka-python", "--duration", "12"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = tmp_path / "topic.kshock"
+    script.write_text("wait 3\nstats\nwhen api == Produce and topic == \"orders\" do drop for 1m as noorders\n"
+                      "apply\nquit\n")
+    try:
+        time.sleep(4)  # the producer has fetched its metadata (it refreshes every 5 minutes)
+        shell = subprocess.run([*shell_argv(), "--lab", lab.name, "--script", str(script)], cwd=ROOT,
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    finally:
+        traffic.kill()
+        traffic.wait()
+    out = shell.stdout + shell.stderr
+    assert re.search(r"^Produce\s+\d+", out, re.M), out  # the shell saw the traffic...
+    assert not re.search(r"^Metadata\s", out, re.M), out  # ...but no Metadata exchange
+    assert shell.returncode == 0, out
+    assert "applied noorders in namespace " + netns in out
+    assert kshock_chains(netns) == []  # quit took it out
+
+
 # -- a real terminal ---------------------------------------------------------------------------
 
 class Tmux:

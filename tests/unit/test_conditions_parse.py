@@ -20,6 +20,7 @@ from kshock.conditions import (
     Or,
     fields_used,
     parse_condition,
+    topics_named,
 )
 from kshock.conditions.fields import KINDS
 from kshock.errors import UserError
@@ -104,6 +105,12 @@ def test_spans_point_into_the_text():
 def test_fields_used():
     cond = P('api == Produce and (client_id == "a" or not api_version < 3) and header["t"] and api == 1')
     assert fields_used(cond) == ["api", "client_id", "api_version", "header"]
+
+
+def test_topics_named_lists_each_compared_topic_once():
+    cond = P('topic == "a" and (topic in {"b", "a"} or not topic == "c") and topic contains "zz" and client_id == "a"')
+    assert topics_named(cond) == ["a", "b", "c"]  # `contains` names no whole topic
+    assert topics_named(P('api == Produce')) == []
 
 
 def test_canonical_text():

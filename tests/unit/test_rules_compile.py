@@ -256,7 +256,7 @@ def test_error_response_fields():
 def test_error_topic_id_unknown():
     assert str(error_of('api == Fetch and topic == "payments"')) == (
         "rule 'r1': Fetch v13-14 names topics by id, and no id is known for topic 'payments' (characters 18-36) "
-        "— give the topic ids (--topic-ids FILE|auto), or restrict the versions (api_version < 13)")
+        "— learn them from a capture that has Metadata responses (--topic-ids), or restrict the versions (api_version < 13)")
 
 
 def test_error_never_matches():
