@@ -2,9 +2,12 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-# System tools kshock drives, and the Debian packages that bring them.
-SYSTEM_TOOLS := ip ethtool iptables nft tc tcpdump tshark tcpreplay tmux ping pgrep
-APT_PACKAGES := iproute2 ethtool iptables nftables tcpdump tshark tcpreplay tmux iputils-ping procps
+# System tools kshock drives, and the Debian packages that bring them; gcc and Python's
+# headers build the compiled JSON lane of `kshock decode --json` (setup.py).
+SYSTEM_TOOLS := ip ethtool iptables nft tc tcpdump tshark tcpreplay tmux ping pgrep gcc
+APT_PACKAGES := iproute2 ethtool iptables nftables tcpdump tshark tcpreplay tmux iputils-ping procps \
+	gcc libc6-dev python3-dev
+HAS_HEADERS := import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
 
 .PHONY: setup system venv test demo lint clean
 
@@ -13,6 +16,8 @@ setup: system venv
 system:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	$(PYTHON) -c '$(HAS_HEADERS)' || missing="$$missing Python.h"; \
+	[ -e /usr/include/stdlib.h ] || missing="$$missing libc6-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages (missing:$$missing)"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -21,7 +26,7 @@ system:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py kshock/wire/_jsonlane.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
@@ -34,4 +39,4 @@ demo: setup
 
 clean:
 	-$(VENV)/bin/kshock lab down --name demo
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info kshock/wire/_jsonlane.c kshock/wire/_jsonlane.*.so

@@ -7,7 +7,9 @@ small Produce request per record), then times, in the same run and on the same f
     tshark -r FILE -o kafka.tcp.ports:9092 -T fields -e kafka.api_key -e kafka.client_id -e kafka.topic_name > out.tsv
 
 and prints packets/s, frames/s and MB/s for both and the ratio (target: kshock >= 5x tshark),
-and checks that kshock counted every record the capture's Produce requests carry.
+and checks that kshock counted every record the capture's Produce requests carry. For
+orientation it also times kshock's pure-Python path (the same output without the compiled
+JSON lane, kshock/wire/_jsonlane.pyx).
 
     sudo .venv/bin/python benchmarks/decode.py [--pcap EXISTING.pcap] [--keep DIR]
 """
@@ -38,6 +40,19 @@ def record_flood(directory: Path) -> tuple[Path, dict]:
         return pcap, json.loads(pcap.with_suffix(".json").read_text())
     finally:
         subprocess.run([*KSHOCK, "lab", "down", "--name", lab], capture_output=True)
+
+
+# `kshock decode --json FILE` through the pure-Python path only
+PURE = """import sys
+from kshock.decoding import open_run
+run = open_run(sys.argv[1], [9092])
+run.write_json(sys.stdout.write, compiled=False)
+"""
+try:
+    from kshock.wire import _jsonlane  # noqa: F401
+    LANE_BUILT = True
+except ImportError:
+    LANE_BUILT = False
 
 
 def timed(argv: list[str], out: Path) -> float:
@@ -77,6 +92,8 @@ def main() -> int:
         produce_requests = truth["requests_per_api"].get("Produce", 0)
 
         kshock_s = timed([*KSHOCK, "decode", "--json", str(pcap)], work / "kshock.jsonl")
+        pure_s = timed([sys.executable, "-c", PURE, str(pcap)], work / "kshock-pure.jsonl")
+        same = (work / "kshock.jsonl").read_bytes() == (work / "kshock-pure.jsonl").read_bytes()
         tshark_s = timed(["tshark", "-r", str(pcap), "-o", "kafka.tcp.ports:9092", "-T", "fields",
                           "-e", "kafka.api_key", "-e", "kafka.client_id", "-e", "kafka.topic_name"], work / "tshark.tsv")
 
@@ -96,11 +113,15 @@ def main() -> int:
               f"{frames / kshock_s:>10,.0f} frames/s  {size_mb / kshock_s:6.1f} MB/s  ({frames:,} frames)")
         print(f"tshark -T fields:     {tshark_s:6.2f} s  {packets / tshark_s:>10,.0f} packets/s  "
               f"{tshark_frames / tshark_s:>10,.0f} lines/s   {size_mb / tshark_s:6.1f} MB/s  ({tshark_frames:,} lines)")
-        print(f"ratio (tshark time / kshock time): {tshark_s / kshock_s:.2f}x   target >= 5x")
+        print(f"kshock, pure Python:  {pure_s:6.2f} s  {packets / pure_s:>10,.0f} packets/s  "
+              f"(compiled lane {'built' if LANE_BUILT else 'NOT BUILT'}; output "
+              f"{'identical' if same else 'DIFFERENT'})")
+        print(f"ratio (tshark time / kshock time): {tshark_s / kshock_s:.2f}x   target >= 5x"
+              f"   (pure Python: {tshark_s / pure_s:.2f}x)")
         complete = requests == produce_requests and records >= truth["records_produced_total"]
         print(f"records counted by kshock: {records:,} in {requests:,} Produce requests — "
               + ("every request and record accounted for" if complete else "MISMATCH with the ground truth"))
-        return 0 if complete else 1
+        return 0 if complete and same else 1
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from kshock.capture import CaptureReader
 from kshock.conditions import Condition
-from kshock.wire.model import Closed, Gap, KafkaFrame, Malformed, Skipped
+from kshock.wire.model import Gap, KafkaFrame, Malformed, Skipped
 from kshock.wire.sniffer import Sniffer
 
 
@@ -42,11 +42,33 @@ class DecodeRun:
                     yield from self._kept(events)
             yield from self._kept(self.sniffer.finish())
         finally:
-            self.problem = reader.problem
-            self.packets = reader.packets
-            self.seconds = time.perf_counter() - started
-            reader.close()
+            self._done(started)
 
+    def write_json(self, write: Callable[[str], object], compiled: bool = True) -> None:
+        """Write the JSON line of every frame event, in order ("...\\n" chunks through `write`).
+
+        With the compiled lane (kshock.wire._jsonlane) the common packet goes straight to its
+        line; every other packet, and every packet where the lane was not built (or
+        `compiled` is False), goes the general way (Sniffer, then JsonLineEncoder)."""
+        encode = _json_encoder()
+        lane = _json_lane(self.sniffer) if self.keep is None and compiled else None
+        if lane is None:
+            for event in self.events():
+                if isinstance(event, KafkaFrame):
+                    write(encode(event) + "\n")
+            return
+        started = time.perf_counter()
+        try:
+            self.shown += lane.run(self.reader, self.sniffer.feed, self.sniffer.finish, encode, write,
+                                   KafkaFrame)
+        finally:
+            self._done(started)
+
+    def _done(self, started: float) -> None:
+        self.problem = self.reader.problem
+        self.packets = self.reader.packets
+        self.seconds = time.perf_counter() - started
+        self.reader.close()
 
     def _kept(self, events: list) -> Iterator:
         keep = self.keep
@@ -72,12 +94,7 @@ def open_run(path: str, ports: Iterable[int], max_flow_mib: int = 64, condition:
 
 def write_json_lines(run: DecodeRun, out: TextIO) -> None:
     """One JSON object per Kafka frame (requests, responses and frames that failed to decode)."""
-    encode = _json_encoder()
-    write = out.write
-    for event in run.events():
-        if isinstance(event, KafkaFrame):
-            write(encode(event))
-            write("\n")
+    run.write_json(out.write)
 
 
 def _json_encoder():
@@ -86,6 +103,15 @@ def _json_encoder():
     except ImportError:
         return lambda event: json.dumps(event.as_json())
     return JsonLineEncoder().encode
+
+
+def _json_lane(sniffer: Sniffer):
+    """The compiled lane for this sniffer, or None where it was not built (pure Python then)."""
+    try:
+        from kshock.wire._jsonlane import JsonLane
+    except ImportError:
+        return None
+    return JsonLane(sniffer)
 
 
 TABLE_HEADER = ("time", "connection", "api", "corr", "client-id", "topics", "parts", "records", "errors", "latency")

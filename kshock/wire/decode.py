@@ -263,7 +263,7 @@ class Decoder:
                                                 round((ts - req_ts) * 1000.0, 3),
                                                 conn.client_id, True, None, packets, size,
                                                 data, flow)
-            except (_Slow, *_DECODE_ERRORS):
+            except _FAST_LANE_ESCAPES:
                 pass  # the general way says what went wrong
         return self._decode_general(ts, data, size, packets, "", flow, is_request, conn, src,
                                     dst)
@@ -477,6 +477,9 @@ class _Unpaired(Exception):
 
 class _Slow(Exception):
     """The lean lane hands a frame to the general way."""
+
+
+_FAST_LANE_ESCAPES = (_Slow, *_DECODE_ERRORS)
 
 
 class _Fields:

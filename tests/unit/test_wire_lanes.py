@@ -1,9 +1,10 @@
-"""The sniffer's fused lane and the decoder's lean lane (with its Produce shapes) are only
-shortcuts: for any input they must give exactly the events, stats and JSON of the general way
-(Segment -> StreamTable -> Data -> Framer -> RawFrame -> Decoder with the fast-path readers).
+"""The sniffer's fused lane, the decoder's lean lane (with its Produce shapes) and the compiled
+JSON lane of `kshock decode --json` are only shortcuts: for any input they must give exactly the
+events, stats and JSON of the general way (Segment -> StreamTable -> Data -> Framer -> RawFrame
+-> Decoder with the fast-path readers, then json.dumps).
 
-Every test feeds the same packets to a sniffer with all shortcuts and to a reference sniffer
-with them switched off, and compares everything."""
+Every test feeds the same packets to a sniffer with all shortcuts, to a reference sniffer with
+them switched off, and to a sniffer driven by the compiled lane, and compares everything."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ from kshock.wire.model import (
     new_malformed, new_request, new_response,
 )
 from kshock.wire.sniffer import Sniffer
+
+try:
+    from kshock.wire._jsonlane import JsonLane
+except ImportError:
+    JsonLane = None
 
 from wire_helpers import (
     BROKER, CLIENT, TOPIC_UUID, conversation, eth_packet, ether, ipv4, record_batch,
@@ -65,7 +71,20 @@ def assert_same(packets, ports=(9092,), **kw) -> list:
     for event in got:
         if isinstance(event, KafkaFrame):
             assert encoder.encode(event) == json.dumps(event.as_json())
+    if JsonLane is not None:  # (test_wire_jsonlane.py fails where it was not built)
+        text, compiled = compiled_json(packets, ports, **kw)
+        assert text == "".join(json.dumps(e.as_json()) + "\n" for e in want if isinstance(e, KafkaFrame))
+        assert compiled.stats == general.stats
     return got
+
+
+def compiled_json(packets, ports=(9092,), **kw) -> tuple[str, Sniffer]:
+    """The JSON lines `kshock decode --json` prints for these packets, through the compiled lane."""
+    sniffer = Sniffer(ports, **kw)
+    chunks: list[str] = []
+    lane = JsonLane(sniffer)
+    lane.run(iter(packets), sniffer.feed, sniffer.finish, JsonLineEncoder().encode, chunks.append, KafkaFrame)
+    return "".join(chunks), sniffer
 
 
 # -- frames ----------------------------------------------------------------------------------

@@ -1,0 +1,15 @@
+"""The compiled part of kshock: the JSON lane of `kshock decode --json` (kshock/wire/_jsonlane.pyx).
+
+Everything else is in pyproject.toml. The extension is optional: without a C compiler and
+Python's headers (Debian: gcc libc6-dev python3-dev, which `make setup` installs) kshock
+still installs and decodes through its pure-Python path, which gives the same output.
+"""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+setup(ext_modules=cythonize(
+    [Extension("kshock.wire._jsonlane", ["kshock/wire/_jsonlane.pyx"], optional=True)],
+    compiler_directives={"language_level": 3},
+    quiet=True,
+))
