@@ -236,10 +236,17 @@ class _TooMany(Exception):
 
 def _bytes_tests(data: bytes, at: int, hops: tuple[Hop, ...], field_: str, note: str = "") -> list[U32Test]:
     """Tests that the bytes at `at` equal `data`: whole words; the last word ends at the last
-    byte (overlapping the previous word) so no read goes past the field; under 4 bytes, a mask."""
+    byte (overlapping the previous word) so no read goes past the field — a field that ends its
+    frame may end its packet, and xt_u32 never matches a read past the end; under 4 bytes, one
+    masked word ending at the field's last byte (or, right at the start of a hop, beginning at
+    its first)."""
     n = len(data)
     if n < 4:
-        word = int.from_bytes(data.ljust(4, b"\0"), "big")
+        word = int.from_bytes(data, "big")
+        if at >= 4 - n:
+            return [U32Test(at + n - 4, ((word, word),), mask=(1 << 8 * n) - 1, hops=hops, field=field_,
+                            note=note)]
+        word <<= 8 * (4 - n)
         mask = (0xFFFFFFFF << (8 * (4 - n))) & 0xFFFFFFFF
         return [U32Test(at, ((word, word),), mask=mask, hops=hops, field=field_, note=note)]
     starts = list(range(0, n - 3, 4))
