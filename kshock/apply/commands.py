@@ -89,22 +89,16 @@ def apply(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     netns.require_root("kshock apply")
     faults.collect_expired()
-    applied = []
-    try:
-        for spec, ruleset, expires in plans:
-            summary = faults.summary_of(spec, ruleset)
-            record = faults.install(ruleset, scope, expires, summary, host=spec.target.host)
-            applied.append(record)
-            for warning in ruleset.warnings:
-                print(f"kshock: warning: {warning}", file=sys.stderr)
-            print(f"fault {spec.name} active in {scope.describe()} until {_utc(expires - 1)} UTC "
-                  f"({_human(spec.duration_s)}): {spec.action} {summary['match']} on {summary['target']}; "
-                  f"{summary['rules']} rules in {', '.join(ruleset.chain_names)}"
-                  + (f"; {', '.join(record.summary['tc'])}" if record.tc else ""))
-    except BaseException:
-        for record in applied:  # all or nothing across the file, too
-            faults.remove(record)
-        raise
+    # every rule of the file in one iptables-restore run: all of them are in, or none
+    applied = faults.install_many([faults.Planned(ruleset, expires, faults.summary_of(spec, ruleset),
+                                                  host=spec.target.host) for spec, ruleset, expires in plans], scope)
+    for (spec, ruleset, expires), record in zip(plans, applied):
+        for warning in ruleset.warnings:
+            print(f"kshock: warning: {warning}", file=sys.stderr)
+        print(f"fault {spec.name} active in {scope.describe()} until {_utc(expires - 1)} UTC "
+              f"({_human(spec.duration_s)}): {spec.action} {record.summary['match']} on {record.summary['target']}; "
+              f"{record.summary['rules']} rules in {', '.join(ruleset.chain_names)}"
+              + (f"; {', '.join(record.summary['tc'])}" if record.tc else ""))
     if not args.hold:
         print(f"  revert: kshock revert {' '.join(r.name for r in applied)}"
               + (f" --netns {scope.name}" if scope.name else f" --pid {scope.pid}" if scope.pid else ""))

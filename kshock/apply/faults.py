@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kshock.apply import netfilter
 from kshock.apply.scope import Scope
+from kshock.errors import UserError
 from kshock.lab.state import run_dir
 from kshock.rules.kernel import RuleSet
 from kshock.rules.spec import RuleSpec
@@ -112,44 +113,78 @@ def records(scope: Scope | None = None) -> list[FaultRecord]:
     return found
 
 
-def install(ruleset: RuleSet, scope: Scope, expires_at: float, summary: dict, host: str | None = None) -> FaultRecord:
-    """Load the rule set (and its tc classes) and record it; on any failure nothing stays behind.
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One fault to install: its rule set, when the kernel ends it, what status shows."""
 
-    Order: the state file (so a crash from here on is found by `revert --all`), then the tc
-    classes (harmless until something classifies into them), then the iptables rules in one
-    transaction. `host` picks the interface of a tc fault that names none (the route to it)."""
+    ruleset: RuleSet
+    expires_at: float  # epoch seconds
+    summary: dict
+    host: str | None = None  # picks the interface of a tc fault that names none (the route to it)
+
+
+def install(ruleset: RuleSet, scope: Scope, expires_at: float, summary: dict, host: str | None = None) -> FaultRecord:
+    """Load one rule set (and its tc classes) and record it; see install_many."""
+    return install_many([Planned(ruleset, expires_at, summary, host)], scope)[0]
+
+
+def install_many(planned: list[Planned], scope: Scope) -> list[FaultRecord]:
+    """Load several faults together and record each; on any failure none of them stays behind.
+
+    Order: the state files (so a crash from here on is found by `revert --all`), then the tc
+    classes (harmless until something classifies into them), then every rule set's iptables
+    rules in one iptables-restore run (one transaction per table)."""
     backend = netfilter.detect_backend()
-    record = FaultRecord(name=ruleset.name, scope=scope, tables={ruleset.table: list(ruleset.chain_names)},
-                         created_at=time.time(), expires_at=expires_at, summary=summary)
     from kshock.rules.render import render_restore
 
-    record.restore = render_restore(ruleset)
-    plans = []
-    if ruleset.traffic_control:
-        from kshock.apply import tc
+    # before any state file is written: one would overwrite the active fault's of the same name
+    netfilter.check_free(backend, scope, [item.ruleset for item in planned])
+    active = {record.name for record in records(scope)}
+    for item in planned:
+        if item.ruleset.name in active:
+            raise UserError(f"a fault named {item.ruleset.name!r} is already active in {scope.describe()}",
+                            f"revert it first (kshock revert {item.ruleset.name}) or choose another name")
+    made, plans = [], []
+    for item in planned:
+        ruleset = item.ruleset
+        record = FaultRecord(name=ruleset.name, scope=scope, tables={ruleset.table: list(ruleset.chain_names)},
+                             created_at=time.time(), expires_at=item.expires_at, summary=item.summary)
+        record.restore = render_restore(ruleset)
+        if ruleset.traffic_control:
+            from kshock.apply import tc
 
-        plans = [tc.plan_from(control, control.interface or tc.resolve_interface(scope, host))
-                 for control in ruleset.traffic_control]
-        record.tc = [{"interface": plan.interface, "what": "class", "classid": plan.classid, "kind": plan.kind}
-                     for plan in plans]
-        record.summary = {**summary, "tc": [plan.describe for plan in plans]}
-    if ruleset.table not in netfilter.tables(backend, scope):
-        _note_created(scope, ruleset.table)  # kshock's rules bring the table; the last one out takes it away
-    save(record)  # first, so a crash between here and the end is still found by revert --all
+            mine = [tc.plan_from(control, control.interface or tc.resolve_interface(scope, item.host))
+                    for control in ruleset.traffic_control]
+            record.tc = [{"interface": plan.interface, "what": "class", "classid": plan.classid, "kind": plan.kind}
+                         for plan in mine]
+            record.summary = {**item.summary, "tc": [plan.describe for plan in mine]}
+            plans += mine
+        made.append(record)
+    present = netfilter.tables(backend, scope)
+    for table in dict.fromkeys(item.ruleset.table for item in planned):
+        if table not in present:
+            _note_created(scope, table)  # kshock's rules bring the table; the last one out takes it away
+    saved: list[FaultRecord] = []
     try:
+        for record in made:  # first, so a crash between here and the end is still found by revert --all
+            save(record)
+            saved.append(record)
         if plans:
+            from kshock.apply import tc
+
             tc.install(scope, plans)
         try:
-            netfilter.load(backend, scope, ruleset)
+            netfilter.load_many(backend, scope, [item.ruleset for item in planned])
         except BaseException:
             if plans:
-                tc.remove(scope, record.tc)
+                tc.remove(scope, [entry for record in made for entry in record.tc])
             raise
     except BaseException:
-        forget(record)
+        for record in saved:
+            forget(record)
         _drop_created(backend, scope)
         raise
-    return record
+    return made
 
 
 def remove(record: FaultRecord) -> list[str]:

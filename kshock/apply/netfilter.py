@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kshock.apply.scope import Scope
 from kshock.errors import OperationFailed, UserError
 from kshock.rules.kernel import RuleSet
-from kshock.rules.render import render_restore
+from kshock.rules.render import render_restore_many
 
 CHAIN_PREFIX = "KSHOCK-"
 TABLES = ("filter", "mangle")
@@ -79,12 +80,24 @@ def drop_if_empty(backend: Backend, scope: Scope, table: str) -> bool:
 
 def load(backend: Backend, scope: Scope, ruleset: RuleSet) -> None:
     """Add the rule set in one transaction: all of it or (on any error) none of it."""
-    existing = kshock_chains(backend, scope).get(ruleset.table, set())
-    clash = sorted(existing & set(ruleset.chain_names))
-    if clash:
-        raise UserError(f"a fault named {ruleset.name!r} is already active in {scope.describe()} ({', '.join(clash)})",
-                        f"revert it first (kshock revert {ruleset.name}) or choose another name")
-    _restore(backend, scope, render_restore(ruleset))
+    load_many(backend, scope, [ruleset])
+
+
+def load_many(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> None:
+    """Add several rule sets in one iptables-restore run (one transaction per table)."""
+    check_free(backend, scope, rulesets)
+    _restore(backend, scope, render_restore_many(rulesets))
+
+
+def check_free(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> None:
+    """UserError when a rule set's chains are already in the kernel (a fault of that name is active)."""
+    existing = kshock_chains(backend, scope)
+    for ruleset in rulesets:
+        clash = sorted(existing.get(ruleset.table, set()) & set(ruleset.chain_names))
+        if clash:
+            raise UserError(f"a fault named {ruleset.name!r} is already active in {scope.describe()} "
+                            f"({', '.join(clash)})",
+                            f"revert it first (kshock revert {ruleset.name}) or choose another name")
 
 
 def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from kshock.rules.kernel import IHL_IS_5, IPV4_TO_PAYLOAD, U32_MAX_TESTS, KernelRule, RuleSet
@@ -81,12 +82,22 @@ def hex_string(pattern: bytes) -> str:
 def render_restore(ruleset: RuleSet) -> str:
     """Text for `iptables-restore --noflush`: creates (or empties) kshock's chains, fills them,
     and adds the jumps — one transaction."""
-    lines = [f"*{ruleset.table}"]
-    lines += [f":{name} - [0:0]" for name in ruleset.chain_names]
-    for chain in ruleset.chains:
-        lines += [_line("-A", chain.name, rule) for rule in chain.rules]
-    lines += [_line("-A", jump.builtin, jump.rule) for jump in ruleset.jumps]
-    lines.append("COMMIT")
+    return render_restore_many([ruleset])
+
+
+def render_restore_many(rulesets: Sequence[RuleSet]) -> str:
+    """render_restore for several rule sets at once: one block (one transaction) per table,
+    every chain declared before any rule jumps to it."""
+    lines = []
+    for table in dict.fromkeys(ruleset.table for ruleset in rulesets):
+        group = [ruleset for ruleset in rulesets if ruleset.table == table]
+        lines.append(f"*{table}")
+        lines += [f":{name} - [0:0]" for ruleset in group for name in ruleset.chain_names]
+        for ruleset in group:
+            for chain in ruleset.chains:
+                lines += [_line("-A", chain.name, rule) for rule in chain.rules]
+        lines += [_line("-A", jump.builtin, jump.rule) for ruleset in group for jump in ruleset.jumps]
+        lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 

@@ -337,3 +337,46 @@ def test_bad_input_is_one_line_and_leaves_nothing(faults, tmp_path, case):
         assert "has no netem queueing discipline (sch_netem)" in lines[0]
     print(f"{case}: {lines[0]}")
     # The fixture checks that nothing was left behind.
+
+
+def test_a_rule_file_goes_in_whole_or_not_at_all(faults, tmp_path):
+    broker = faults.broker
+    rules = tmp_path / "three.yaml"
+    body = ("rules:\n"
+            "  - {name: f-drop, match: 'client_id == \"x-drop\"', action: drop, target: {port: 9092}, duration: 2m}\n"
+            "  - {name: f-reset, match: 'client_id == \"x-reset\"', action: reset, target: {port: 9092}, duration: 2m}\n"
+            "  - {name: f-loss, match: 'api == Fetch', action: loss 30%, target: {port: 9092}, duration: 2m}\n")
+    rules.write_text(body)
+    applied = kshock("apply", str(rules), "--netns", broker)
+    assert applied.returncode == 0, applied.stderr
+    assert [line.split()[1] for line in applied.stdout.splitlines() if line.startswith("fault ")] == \
+        ["f-drop", "f-reset", "f-loss"]
+    chains = set(re.findall(r"^:(KSHOCK-\S+)", _netns(broker, "iptables-save").stdout, re.M))
+    assert {"KSHOCK-f-drop", "KSHOCK-f-reset", "KSHOCK-f-loss"} <= chains
+    assert faults.probe("c1", "x-drop", timeout_s=1.0)["result"] == "timeout"  # each rule acts
+    assert faults.probe("c2", "x-reset")["result"] in ("ConnectionResetError", "closed")
+    assert faults.probe("c3", "someone-else")["result"] == "response"
+
+    # f-drop is active, so a file that also brings f-drop is refused whole: its new rule stays out too
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("rules:\n"
+                     "  - {name: f-new, match: 'client_id == \"x-new\"', action: drop, target: {port: 9092}}\n"
+                     "  - {name: f-drop, match: 'client_id == \"x-other\"', action: drop, target: {port: 9092}}\n")
+    refused = kshock("apply", str(clash), "--netns", broker)
+    assert refused.returncode == 2 and "a fault named 'f-drop' is already active" in refused.stderr
+    assert "KSHOCK-f-new" not in _netns(broker, "iptables-save").stdout
+    names = {entry["name"] for entry in json.loads(kshock("status", "--json", check=True).stdout)}
+    assert "f-new" not in names and {"f-drop", "f-reset", "f-loss"} <= names
+
+    # a rule that cannot run here (no sch_netem) takes the file's other rules down with it
+    netem = tmp_path / "netem.yaml"
+    netem.write_text("rules:\n"
+                     "  - {name: g-drop, match: 'client_id == \"x-g\"', action: drop, target: {port: 9092}}\n"
+                     "  - {name: g-delay, match: any, action: delay 50ms, target: {port: 9092, direction: egress}}\n")
+    result = kshock("apply", str(netem), "--netns", faults.clients["c1"])
+    if result.returncode == 0:  # a kernel with sch_netem: both are in
+        assert "KSHOCK-g-drop" in _netns(faults.clients["c1"], "iptables-save").stdout
+        return
+    assert result.returncode == 1 and "sch_netem" in result.stderr
+    assert "KSHOCK-g" not in _netns(faults.clients["c1"], "iptables-save").stdout
+    assert not {"g-drop", "g-delay"} & {e["name"] for e in json.loads(kshock("status", "--json", check=True).stdout)}
