@@ -60,6 +60,27 @@ def time_apply_revert(scope: Scope, rounds: int) -> tuple[list[float], list[floa
     return applied, reverted, kernel_rules
 
 
+def time_rule_file(scope: Scope, rounds: int) -> tuple[list[float], list[float]]:
+    """A 20-rule file as `kshock apply FILE` installs it: one fault per rule (each revertable by
+    name), all in one iptables-restore run (faults.install_many) — against one run per rule."""
+    expires = time.time() + 600
+    stop = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expires))
+    planned = [faults.Planned(compile_rules([spec], spec.name, expires_at=stop), expires, {}) for spec in twenty_rules()]
+    together, one_by_one = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        records = faults.install_many(planned, scope)
+        together.append((time.perf_counter() - started) * 1000)
+        for record in records:
+            faults.remove(record)
+        started = time.perf_counter()
+        records = [faults.install(p.ruleset, scope, p.expires_at, {}) for p in planned]
+        one_by_one.append((time.perf_counter() - started) * 1000)
+        for record in records:
+            faults.remove(record)
+    return together, one_by_one
+
+
 def flood(client_ns: str, bootstrap: str, seconds: float, report: Path) -> float:
     """Records per second the flood producer got acknowledged, from its start to its last
     acknowledgement. It offers 20,000 records/s for `seconds`, more than the lab's broker takes
@@ -101,6 +122,11 @@ def main() -> int:
               f"{args.rounds} rounds in {scope.describe()}:")
         print(f"  apply   median {statistics.median(applied):6.1f} ms   max {max(applied):6.1f} ms   (target < 100 ms)")
         print(f"  revert  median {statistics.median(reverted):6.1f} ms   max {max(reverted):6.1f} ms   (target < 100 ms)")
+
+        together, one_by_one = time_rule_file(scope, max(3, args.rounds // 4))
+        print(f"a {RULES}-rule file (one fault per rule), {max(3, args.rounds // 4)} rounds:")
+        print(f"  together (one iptables-restore)  median {statistics.median(together):6.1f} ms   "
+              f"one restore per rule  median {statistics.median(one_by_one):6.1f} ms")
 
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "flood.json"
