@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lab_skip_reason
 from kernel_replay import client_packets, iptables_counts, namespace_pair, readdress, send_raw
 from kshock.conditions import parse_condition
 from kshock.rules.compile import compile_rules
@@ -45,9 +44,6 @@ SPECS = [
 
 @pytest.fixture
 def pair():
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
     with namespace_pair("ksc", SENDER, RECEIVER, far=FAR) as namespaces:
         yield namespaces
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lab_skip_reason
 from kernel_replay import client_packets, iptables_counts, namespace_pair, readdress, send_raw
 from kshock.rules.emulate import Emulator
 from kshock.rules.kernel import Chain, Hop, Jump, KernelRule, RuleSet, StringWindow, U32Test
@@ -48,9 +47,6 @@ def _ruleset(rules: list[KernelRule]) -> RuleSet:
 
 @pytest.fixture
 def pair():
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
     with namespace_pair("kst", SENDER, RECEIVER) as namespaces:
         yield namespaces
 

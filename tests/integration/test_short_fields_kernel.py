@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import replace
 
-import pytest
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
 
-from conftest import lab_skip_reason
-from kernel_replay import iptables_counts, namespace_pair, readdress, send_raw
+from kernel_replay import ip, iptables_counts, namespace_pair, readdress, send_raw
 from kshock.conditions import parse_condition
 from kshock.rules.compile import compile_rules
 from kshock.rules.emulate import Emulator
@@ -51,17 +48,7 @@ def packets() -> list[tuple[str, bytes]]:
     return out
 
 
-@pytest.fixture
-def pair():
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with namespace_pair("kss", SENDER, RECEIVER, far=FAR) as namespaces:
-        yield namespaces
-
-
-def test_client_ids_of_every_length_match_where_the_frame_ends_with_them(pair):
-    sender, receiver = pair
+def test_client_ids_of_every_length_match_where_the_frame_ends_with_them():
     specs = [RuleSpec(f"id{len(i)}", parse_condition(f'client_id == "{i}"'), Action("drop"),
                       Target(direction="forward")) for i in IDS]
     ruleset = compile_rules(specs, "ids", expires_at="2037-12-31T00:00:00")
@@ -73,15 +60,13 @@ def test_client_ids_of_every_length_match_where_the_frame_ends_with_them(pair):
         assert [v for c, v in verdicts if c == client_id] == ["DROP"] * 5, client_id
     assert all(v is None for c, v in verdicts if c not in IDS)
 
-    from kernel_replay import ip
-    ip(receiver, "iptables-restore", "--noflush", input=render_restore(ruleset))
-    expected = {}
-    for chain in ruleset.chains:
-        for k, _ in enumerate(chain.rules):
-            expected[(chain.name, k)] = emulator.hits.get((chain.name, k), 0)
-    send_raw(sender, [packet for _, packet in sent], FAR)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and iptables_counts(receiver) != expected:
-        time.sleep(0.1)
-    assert iptables_counts(receiver) == expected  # the kernel agrees, rule for rule
+    expected = {(chain.name, k): emulator.hits.get((chain.name, k), 0)
+                for chain in ruleset.chains for k, _ in enumerate(chain.rules)}
+    with namespace_pair("kss", SENDER, RECEIVER, far=FAR) as (sender, receiver):
+        ip(receiver, "iptables-restore", "--noflush", input=render_restore(ruleset))
+        send_raw(sender, [packet for _, packet in sent], FAR)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and iptables_counts(receiver) != expected:
+            time.sleep(0.1)
+        assert iptables_counts(receiver) == expected  # the kernel agrees, rule for rule
     assert sum(expected.values()) >= len(IDS) * 5
