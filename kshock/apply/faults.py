@@ -134,6 +134,8 @@ def install_many(planned: list[Planned], scope: Scope) -> list[FaultRecord]:
     Order: the state files (so a crash from here on is found by `revert --all`), then the tc
     classes (harmless until something classifies into them), then every rule set's iptables
     rules in one iptables-restore run (one transaction per table)."""
+    if not planned:
+        return []
     backend = netfilter.detect_backend()
     from kshock.rules.render import render_restore
 
