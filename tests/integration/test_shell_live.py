@@ -18,6 +18,7 @@ import pytest
 
 from conftest import kshock, lab_namespaces
 
+from kshock import broker_talk
 from kshock.capture_live import LiveCapture
 from kshock.lab import state
 from kshock.wire.model import KafkaFrame
@@ -120,29 +121,44 @@ def test_script_on_a_lab_applies_then_reverts_real_rules(lab, tmp_path):
     assert out.rstrip().endswith("reverted: nokp")
 
 
-def test_a_topic_rule_written_after_the_metadata_went_by_asks_the_broker_for_the_topic_id(lab, tmp_path):
-    """Produce v13 names topics by id; a shell started after the client's Metadata exchange never saw
-    the id of "orders", so it asks the broker the requests go to, and the rule compiles and applies."""
-    netns = state.load(lab.name).plan.broker.netns
-    traffic = subprocess.Popen([sys.executable, "-m", "kshock", "lab", "traffic", "--name", lab.name,
-                                "--scenario", "kafka-python", "--duration", "12"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    script = tmp_path / "topic.kshock"
-    script.write_text("wait 3\nstats\nwhen api == Produce and topic == \"orders\" do drop for 1m as noorders\n"
-                      "apply\nquit\n")
-    try:
-        time.sleep(4)  # the producer has fetched its metadata (it refreshes every 5 minutes)
-        shell = subprocess.run([*shell_argv(), "--lab", lab.name, "--script", str(script)], cwd=ROOT,
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
-    finally:
-        traffic.kill()
-        traffic.wait()
-    out = shell.stdout + shell.stderr
-    assert re.search(r"^Produce\s+\d+", out, re.M), out  # the shell saw the traffic...
-    assert not re.search(r"^Metadata\s", out, re.M), out  # ...but no Metadata exchange
-    assert shell.returncode == 0, out
-    assert "applied noorders in namespace " + netns in out
-    assert kshock_chains(netns) == []  # quit took it out
+def create_topic(lab, name: str) -> None:
+    """CreateTopics v4 from inside the broker's namespace (not on the bridge the shell captures)."""
+    from kafka.protocol.admin import CreateTopicsRequest, CreateTopicsResponse
+
+    plan = state.load(lab.name).plan
+    request = CreateTopicsRequest[4](topics=[CreateTopicsRequest[4].CreatableTopic(
+        name=name, num_partitions=1, replication_factor=1, assignments=[], configs=[])], timeout_ms=5000,
+        validate_only=False)
+    with broker_talk.connect(plan.broker.ip, plan.port, 5.0, plan.broker.netns) as sock:
+        answer = broker_talk.exchange(sock, request, CreateTopicsResponse[4], 1)
+    assert answer.topics[0].error_code in (0, 36), answer  # 36: it exists already
+
+
+def test_a_topic_rule_whose_id_never_went_by_asks_the_broker_for_it(lab):
+    """Produce v13 names topics by id. The shell learns ids from the Metadata answers it sees; for
+    a topic whose id never went by (a client asked before the capture began), a live shell asks
+    the broker its captured requests went to, and the rule compiles with the broker's id."""
+    from kshock.shell.commands import Shell, ShellTarget
+    from kshock.shell.session import Session
+
+    plan = state.load(lab.name).plan
+    create_topic(lab, "shell-ids")
+    session = Session(ports={plan.port})
+    session.brokers[f"{plan.broker.ip}:{plan.port}"] = None  # what capturing a request to it records
+    rule = 'when api == Produce and topic == "shell-ids" do drop as {}'
+
+    offline = Shell(session, ShellTarget(live=False))  # a capture file: no broker to ask
+    refused = offline.execute(rule.format("t1"))
+    assert not refused.ok and "no id is known for topic 'shell-ids'" in refused.text
+
+    live = Shell(session, ShellTarget(scope_name=plan.broker.netns, live=True, ports=(plan.port,)))
+    compiled = live.execute(rule.format("t2"))
+    assert compiled.ok, compiled.text
+    topic_id = broker_talk.topic_ids(plan.broker.ip, plan.port, ["shell-ids"], netns=plan.broker.netns)["shell-ids"]
+    assert session.topic_ids()["shell-ids"] == topic_id
+    exported = live.execute("export").text
+    words = [f"=0x{int.from_bytes(topic_id[i:i + 4], 'big'):X}" for i in range(0, 16, 4)]
+    assert all(word in exported for word in words), exported  # the v13 rule tests the broker's id
 
 
 # -- a real terminal ---------------------------------------------------------------------------

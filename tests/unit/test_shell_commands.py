@@ -50,6 +50,12 @@ def test_stats_per_client_id_match_the_ground_truth(shell):
     assert {c: int(clients[c][2]) for c in produced} == produced
 
 
+def test_the_session_remembers_the_brokers_requests_went_to(loaded):
+    sidecar = json.loads(MIXED.with_suffix(".json").read_text())
+    host, port = sidecar["bootstrap"].rsplit(":", 1)  # the lab broker every client talked to
+    assert loaded.broker_endpoints() == [(host, int(port))]
+
+
 def test_stats_per_api_and_topic(shell):
     text = shell.execute("stats").text
     apis = table(text, "API")
