@@ -131,19 +131,13 @@ class RecordingEmulator(Emulator):
     It walks a copy of the rule set whose u32 groups remember their expression text (the
     Emulator asks for it on every packet); the programs it evaluates are unchanged."""
 
-    __slots__ = ("matched", "entered")
+    __slots__ = ("entered",)
 
     def __init__(self, ruleset: RuleSet) -> None:
         Emulator.__init__(self, remembering(ruleset))
-        self.matched: list[tuple[str, int]] = []
+        self.matched = []
         # the built-in chains kshock jumps from: a packet entering any other meets no kshock rule
         self.entered = frozenset(jump.builtin for jump in ruleset.jumps)
-
-    def _matches(self, rule, chain, index, packet) -> bool:
-        if Emulator._matches(self, rule, chain, index, packet):
-            self.matched.append((chain, index))
-            return True
-        return False
 
 
 class _JoinedTests(U32Test):

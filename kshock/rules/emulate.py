@@ -197,53 +197,58 @@ def _flag_mask(names: str) -> int:
 
 def compile_rule(rule: KernelRule) -> Callable[[PacketView], bool]:
     """The stateless part of a rule (addresses, ports, flags, u32, string) as one predicate;
-    connmark and nth keep state and are checked by the Emulator itself."""
-    checks: list[Callable[[PacketView], bool]] = []
+    connmark and nth keep state and are checked by the Emulator itself. Generated once per rule
+    as a single `and` expression (replay evaluates every rule on every packet)."""
     if rule.protocol != "tcp":
         return lambda packet: False
+    terms: list[str] = []
+    env: dict = {"_string": string_matches}
     if rule.source:
         network, mask = _network(rule.source)
-        checks.append(lambda p: p.src_int & mask == network)
+        terms.append(f"p.src_int & {mask} == {network}")
     if rule.destination:
-        network_d, mask_d = _network(rule.destination)
-        checks.append(lambda p: p.dst_int & mask_d == network_d)
+        network, mask = _network(rule.destination)
+        terms.append(f"p.dst_int & {mask} == {network}")
     if rule.source_port is not None:
-        sport = rule.source_port
-        checks.append(lambda p: p.sport == sport)
+        terms.append(f"p.sport == {int(rule.source_port)}")
     if rule.destination_port is not None:
-        dport = rule.destination_port
-        checks.append(lambda p: p.dport == dport)
+        terms.append(f"p.dport == {int(rule.destination_port)}")
     if rule.tcp_flags:
         flag_mask, flag_value = _flag_mask(rule.tcp_flags[0]), _flag_mask(rule.tcp_flags[1])
-        checks.append(lambda p: p.flags & flag_mask == flag_value)
+        terms.append(f"p.flags & {flag_mask} == {flag_value}")
     programs = ([parse_u32(PAYLOAD_PRESENT)] if rule.payload_required else []) + \
         [parse_u32(u32_text(group)) for group in rule.u32]
-    for program in programs:
-        compiled = compile_u32(program)
-        checks.append(lambda p, compiled=compiled: compiled(p.raw))
-    for window in rule.strings:
-        checks.append(lambda p, w=window: string_matches(w.pattern, w.from_offset, w.to_offset, p.raw))
-    if not checks:
-        return lambda packet: True
-    if len(checks) == 1:
-        return checks[0]
-    checks_tuple = tuple(checks)
-    return lambda p: all(check(p) for check in checks_tuple)
+    for k, program in enumerate(programs):
+        env[f"_u{k}"] = compile_u32(program)
+        terms.append(f"_u{k}(p.raw)")
+    for k, window in enumerate(rule.strings):
+        env[f"_w{k}"] = window
+        terms.append(f"_string(_w{k}.pattern, _w{k}.from_offset, _w{k}.to_offset, p.raw)")
+    source = f"def check(p):\n    return {' and '.join(terms) or 'True'}\n"
+    exec(compile(source, "<rule>", "exec"), env)  # numbers and names only: built above
+    return env["check"]
 
 
 class Emulator:
     """Walks a packet through a RuleSet's chains with the state the kernel keeps
-    (connection marks set by CONNMARK, nth counters), and counts hits per rule."""
+    (connection marks set by CONNMARK, nth counters), and counts hits per rule.
 
-    __slots__ = ("ruleset", "hits", "_marks", "_nth", "_chains", "_compiled")
+    Each rule is compiled once into (rule, stateless predicate, hit key, stateful?); a walk is
+    one loop over a chain's entries. With `matched` set to a list, the (chain, index) of every
+    rule a packet matched is appended to it, in order."""
+
+    __slots__ = ("ruleset", "hits", "matched", "_marks", "_nth", "_chains", "_jumps")
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self.hits: dict[tuple[str, int], int] = {}
+        self.matched: list[tuple[str, int]] | None = None
         self._marks: dict[tuple, int] = {}
         self._nth: dict[tuple[str, int], int] = {}
-        self._chains = {chain.name: chain for chain in ruleset.chains}
-        self._compiled: dict[int, Callable[[PacketView], bool]] = {}
+        self._chains = {chain.name: [_entry(rule, (chain.name, index)) for index, rule in enumerate(chain.rules)]
+                        for chain in ruleset.chains}
+        self._jumps = [(jump.builtin, _entry(jump.rule, (f"jump:{jump.builtin}", index)))
+                       for index, jump in enumerate(ruleset.jumps)]
 
     def verdict(self, builtin: str, raw: bytes) -> str | None:
         """The final target (DROP/REJECT/...) the packet meets entering `builtin`, or None
@@ -251,10 +256,10 @@ class Emulator:
         packet = view_ipv4_tcp(raw)
         if packet is None:
             return None
-        for index, jump in enumerate(self.ruleset.jumps):
-            if jump.builtin != builtin or not self._matches(jump.rule, f"jump:{builtin}", index, packet):
+        for chain, entry in self._jumps:
+            if chain != builtin or not self._matches(entry, packet):
                 continue
-            result = self._walk(jump.rule.target, packet, depth=0)
+            result = self._walk(entry[0].target, packet, depth=0)
             if result is not None:
                 return result
         return None
@@ -263,22 +268,33 @@ class Emulator:
         if depth > 8:
             raise ValueError("chain nesting too deep")
         chains = self._chains
-        for index, rule in enumerate(chains[name].rules):
-            if not self._matches(rule, name, index, packet):
+        hits = self.hits
+        matched = self.matched
+        for entry in chains[name]:
+            rule, check, key, stateful = entry
+            if not check(packet):
                 continue
-            if rule.target == "RETURN":
+            if stateful:
+                if not self._stateful(rule, key, packet):
+                    continue
+            else:
+                hits[key] = hits.get(key, 0) + 1
+                if matched is not None:
+                    matched.append(key)
+            target = rule.target
+            if target == "RETURN":
                 return None
-            if rule.target == "CONNMARK":
+            if target == "CONNMARK":
                 self._set_mark(rule, packet)
                 continue
-            if rule.target in NON_TERMINATING:
+            if target in NON_TERMINATING:
                 continue  # the packet goes on to the next rule, as in the kernel
-            if rule.target in chains:
-                result = self._walk(rule.target, packet, depth + 1)
+            if target in chains:
+                result = self._walk(target, packet, depth + 1)
                 if result is not None:
                     return result
                 continue
-            return rule.target
+            return target
         return None
 
     def _set_mark(self, rule: KernelRule, packet: PacketView) -> None:
@@ -290,17 +306,23 @@ class Emulator:
         # --set-xmark value/mask: zero the mask bits, then XOR the value (iptables-extensions(8)).
         self._marks[packet.conn] = (old & ~mask_int & 0xFFFFFFFF) ^ int(value, 0)
 
-    def _matches(self, rule: KernelRule, chain: str, index: int, packet: PacketView) -> bool:
-        check = self._compiled.get(id(rule))
-        if check is None:
-            check = self._compiled[id(rule)] = compile_rule(rule)
+    def _matches(self, entry: tuple, packet: PacketView) -> bool:
+        rule, check, key, stateful = entry
         if not check(packet):
             return False
+        if stateful:
+            return self._stateful(rule, key, packet)
+        self.hits[key] = self.hits.get(key, 0) + 1
+        if self.matched is not None:
+            self.matched.append(key)
+        return True
+
+    def _stateful(self, rule: KernelRule, key: tuple[str, int], packet: PacketView) -> bool:
+        """The connmark and nth tests of a rule whose stateless part matched; counts the hit."""
         if rule.connmark:
             value, mask = rule.connmark
             if self._marks.get(packet.conn, 0) & mask != value:
                 return False
-        key = (chain, index)
         if rule.statistic and rule.statistic[0] == "nth":
             every, start = int(rule.statistic[1]), int(rule.statistic[2])
             count = self._nth.get(key, -1) + 1
@@ -311,7 +333,14 @@ class Emulator:
                 return False
         # statistic random is a coin the kernel tosses: the emulator counts every candidate.
         self.hits[key] = self.hits.get(key, 0) + 1
+        if self.matched is not None:
+            self.matched.append(key)
         return True
+
+
+def _entry(rule: KernelRule, key: tuple[str, int]) -> tuple:
+    stateful = bool(rule.connmark) or bool(rule.statistic and rule.statistic[0] == "nth")
+    return (rule, compile_rule(rule), key, stateful)
 
 
 def _network(spec: str) -> tuple[int, int]:
