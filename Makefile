@@ -26,7 +26,7 @@ system:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py kshock/wire/_jsonlane.pyx
+$(VENV)/.installed: pyproject.toml setup.py kshock/wire/_lane.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
@@ -39,4 +39,4 @@ demo: setup
 
 clean:
 	-$(VENV)/bin/kshock lab down --name demo
-	rm -rf $(VENV) build *.egg-info kshock/wire/_jsonlane.c kshock/wire/_jsonlane.*.so
+	rm -rf $(VENV) build *.egg-info kshock/wire/_lane.c kshock/wire/_lane.*.so

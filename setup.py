@@ -1,4 +1,5 @@
-"""The compiled part of kshock: the JSON lane of `kshock decode --json` (kshock/wire/_jsonlane.pyx).
+"""The compiled part of kshock: the lane for the common packet (kshock/wire/_lane.pyx), used by
+Sniffer.feed and `kshock decode --json`.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler and
 Python's headers (Debian: gcc libc6-dev python3-dev, which `make setup` installs) kshock
@@ -9,7 +10,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 setup(ext_modules=cythonize(
-    [Extension("kshock.wire._jsonlane", ["kshock/wire/_jsonlane.pyx"], optional=True)],
+    [Extension("kshock.wire._lane", ["kshock/wire/_lane.pyx"], optional=True)],
     compiler_directives={"language_level": 3},
     quiet=True,
 ))

@@ -9,7 +9,7 @@ small Produce request per record), then times, in the same run and on the same f
 and prints packets/s, frames/s and MB/s for both and the ratio (target: kshock >= 5x tshark),
 and checks that kshock counted every record the capture's Produce requests carry. For
 orientation it also times kshock's pure-Python path (the same output without the compiled
-JSON lane, kshock/wire/_jsonlane.pyx).
+JSON lane, kshock/wire/_lane.pyx).
 
     sudo .venv/bin/python benchmarks/decode.py [--pcap EXISTING.pcap] [--keep DIR]
 """
@@ -49,7 +49,7 @@ run = open_run(sys.argv[1], [9092])
 run.write_json(sys.stdout.write, compiled=False)
 """
 try:
-    from kshock.wire import _jsonlane  # noqa: F401
+    from kshock.wire import _lane  # noqa: F401
     LANE_BUILT = True
 except ImportError:
     LANE_BUILT = False

@@ -47,7 +47,7 @@ class DecodeRun:
     def write_json(self, write: Callable[[str], object], compiled: bool = True) -> None:
         """Write the JSON line of every frame event, in order ("...\\n" chunks through `write`).
 
-        With the compiled lane (kshock.wire._jsonlane) the common packet goes straight to its
+        With the compiled lane (kshock.wire._lane) the common packet goes straight to its
         line; every other packet, and every packet where the lane was not built (or
         `compiled` is False), goes the general way (Sniffer, then JsonLineEncoder)."""
         encode = _json_encoder()
@@ -108,7 +108,7 @@ def _json_encoder():
 def _json_lane(sniffer: Sniffer):
     """The compiled lane for this sniffer, or None where it was not built (pure Python then)."""
     try:
-        from kshock.wire._jsonlane import JsonLane
+        from kshock.wire._lane import JsonLane
     except ImportError:
         return None
     return JsonLane(sniffer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kshock.rules.kernel import KernelRule, RuleSet
@@ -195,6 +195,34 @@ def _flag_mask(names: str) -> int:
     return mask
 
 
+def _programs(rule: KernelRule) -> list[U32Program]:
+    return ([parse_u32(PAYLOAD_PRESENT)] if rule.payload_required else []) + \
+        [parse_u32(u32_text(group)) for group in rule.u32]
+
+
+def chain_prefilter(rules: Sequence[KernelRule]) -> Callable[[bytes], bool] | None:
+    """A test every u32 rule of a chain implies: for each word location (first number and
+    operations) that all of them test, the word must lie in the union of their ranges. A packet
+    that fails it matches none of those rules (a failed read fails each rule's own test too),
+    so the walk skips them. None when the chain has no such location."""
+    per_rule = []
+    for rule in rules:
+        if rule.protocol == "tcp" and (rule.u32 or rule.payload_required):
+            locations: dict[tuple, tuple] = {}
+            for program in _programs(rule):
+                for first, ops, ranges in program.tests:
+                    locations.setdefault((first, ops), ranges)  # any one of a rule's tests there will do
+            per_rule.append(locations)
+    if len(per_rule) < 2:
+        return None
+    common = [loc for loc in per_rule[0] if all(loc in other for other in per_rule[1:])]
+    if not common:
+        return None
+    tests = tuple((first, ops, tuple(sorted({r for locations in per_rule for r in locations[(first, ops)]})))
+                  for first, ops in common)
+    return compile_u32(U32Program(tests))
+
+
 def compile_rule(rule: KernelRule) -> Callable[[PacketView], bool]:
     """The stateless part of a rule (addresses, ports, flags, u32, string) as one predicate;
     connmark and nth keep state and are checked by the Emulator itself. Generated once per rule
@@ -216,9 +244,7 @@ def compile_rule(rule: KernelRule) -> Callable[[PacketView], bool]:
     if rule.tcp_flags:
         flag_mask, flag_value = _flag_mask(rule.tcp_flags[0]), _flag_mask(rule.tcp_flags[1])
         terms.append(f"p.flags & {flag_mask} == {flag_value}")
-    programs = ([parse_u32(PAYLOAD_PRESENT)] if rule.payload_required else []) + \
-        [parse_u32(u32_text(group)) for group in rule.u32]
-    for k, program in enumerate(programs):
+    for k, program in enumerate(_programs(rule)):
         env[f"_u{k}"] = compile_u32(program)
         terms.append(f"_u{k}(p.raw)")
     for k, window in enumerate(rule.strings):
@@ -237,7 +263,7 @@ class Emulator:
     one loop over a chain's entries. With `matched` set to a list, the (chain, index) of every
     rule a packet matched is appended to it, in order."""
 
-    __slots__ = ("ruleset", "hits", "matched", "_marks", "_nth", "_chains", "_jumps")
+    __slots__ = ("ruleset", "hits", "matched", "_marks", "_nth", "_chains", "_jumps", "_prefilters")
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
@@ -249,6 +275,7 @@ class Emulator:
                         for chain in ruleset.chains}
         self._jumps = [(jump.builtin, _entry(jump.rule, (f"jump:{jump.builtin}", index)))
                        for index, jump in enumerate(ruleset.jumps)]
+        self._prefilters = {chain.name: chain_prefilter(chain.rules) for chain in ruleset.chains}
 
     def verdict(self, builtin: str, raw: bytes) -> str | None:
         """The final target (DROP/REJECT/...) the packet meets entering `builtin`, or None
@@ -270,9 +297,11 @@ class Emulator:
         chains = self._chains
         hits = self.hits
         matched = self.matched
+        prefilter = self._prefilters[name]
+        skip_u32 = prefilter is not None and not prefilter(packet.raw)
         for entry in chains[name]:
-            rule, check, key, stateful = entry
-            if not check(packet):
+            rule, check, key, stateful, has_u32 = entry
+            if skip_u32 and has_u32 or not check(packet):
                 continue
             if stateful:
                 if not self._stateful(rule, key, packet):
@@ -307,7 +336,7 @@ class Emulator:
         self._marks[packet.conn] = (old & ~mask_int & 0xFFFFFFFF) ^ int(value, 0)
 
     def _matches(self, entry: tuple, packet: PacketView) -> bool:
-        rule, check, key, stateful = entry
+        rule, check, key, stateful, _ = entry
         if not check(packet):
             return False
         if stateful:
@@ -340,7 +369,8 @@ class Emulator:
 
 def _entry(rule: KernelRule, key: tuple[str, int]) -> tuple:
     stateful = bool(rule.connmark) or bool(rule.statistic and rule.statistic[0] == "nth")
-    return (rule, compile_rule(rule), key, stateful)
+    has_u32 = rule.protocol == "tcp" and bool(rule.u32 or rule.payload_required)  # (what chain_prefilter covers)
+    return (rule, compile_rule(rule), key, stateful, has_u32)
 
 
 def _network(spec: str) -> tuple[int, int]:

@@ -89,6 +89,17 @@ class _Lane:
         self.max_size = min(MAX_FRAME_BYTES, framer.keep_limit)
 
 
+def _compiled_lane(sniffer: Sniffer):
+    """FrameLane(sniffer).feed, or None where the extension was not built (pure Python then)."""
+    try:
+        from kshock.wire._lane import FrameLane
+    except ImportError:
+        return None
+    from kshock.wire.model import new_request, new_response
+
+    return FrameLane(sniffer, new_request, new_response).feed
+
+
 def _lane_key(flow: Flow) -> bytes:
     return flow.src + flow.dst + _PORTS.pack(flow.sport, flow.dport)
 
@@ -117,6 +128,8 @@ class Sniffer:
         self._decode_data = self.decoder.decode_data
         self._last_ts = 0.0
         self._next_expire = _EXPIRE_EVERY
+        # the compiled lane (wire/_lane.pyx) where it was built: the same events, sooner
+        self._compiled = _compiled_lane(self) if fast else None
 
     @property
     def schemas(self) -> SchemaTable:
@@ -129,6 +142,11 @@ class Sniffer:
 
     def feed(self, ts: float, linktype: int, raw: bytes) -> list[Event]:
         """Take one captured packet; return the events it completes, in order."""
+        compiled = self._compiled
+        if compiled is not None and type(raw) is bytes:
+            events = compiled(ts, linktype, raw)
+            if events is not None:
+                return events
         stats = self.stats
         stats.packets += 1
         packet = stats.packets

@@ -180,3 +180,19 @@ def test_latch_hits_the_rest_of_the_connection_only():
     latched = coverage(capture, spec('api == Fetch and topic == "payments"', latch=True))
     assert latched.hit_frames == latched.intent_frames
     assert latched.false_packets  # later non-Fetch packets of the connection: the point of a latch
+
+
+@pytest.mark.parametrize("latch", [False, True])
+@pytest.mark.parametrize("capture,text", CASES[::3] + [("mixed", 'api == Fetch and topic == "orders"')])
+def test_chain_prefilters_change_no_hit(capture, text, latch):
+    """The Emulator skips a chain's u32 rules when a packet fails what all of them test
+    (emulate.chain_prefilter); without that shortcut every hit and verdict is the same."""
+    loaded = load(capture)
+    ruleset = compile_rules([spec(text, latch=latch)], "pre", expires_at=None, topic_ids=loaded.topic_ids)
+    fast, plain = Emulator(ruleset), Emulator(ruleset)
+    plain._prefilters = dict.fromkeys(plain._prefilters)
+    for packet in loaded.packets:
+        builtin = "INPUT" if packet.to_broker else "OUTPUT"
+        assert fast.verdict(builtin, packet.ip) == plain.verdict(builtin, packet.ip)
+    assert fast.hits == plain.hits and sum(fast.hits.values()) > 0
+    assert any(p is not None for p in fast._prefilters.values()) or len(ruleset.chains[0].rules) < 3

@@ -28,7 +28,7 @@ from kshock.wire.model import (
 from kshock.wire.sniffer import Sniffer
 
 try:
-    from kshock.wire._jsonlane import JsonLane
+    from kshock.wire._lane import JsonLane
 except ImportError:
     JsonLane = None
 
@@ -46,6 +46,7 @@ class _NoLanes(dict):
 def reference(ports=(9092,), **kw) -> Sniffer:
     """A sniffer that always goes the general way."""
     sniffer = Sniffer(ports, **kw)
+    sniffer._compiled = None
     sniffer._lanes = _NoLanes()
     sniffer.decoder._request_lanes = {}
     sniffer.decoder._response_lanes = {}
@@ -71,7 +72,7 @@ def assert_same(packets, ports=(9092,), **kw) -> list:
     for event in got:
         if isinstance(event, KafkaFrame):
             assert encoder.encode(event) == json.dumps(event.as_json())
-    if JsonLane is not None:  # (test_wire_jsonlane.py fails where it was not built)
+    if JsonLane is not None:  # (test_wire_lane.py fails where it was not built)
         text, compiled = compiled_json(packets, ports, **kw)
         assert text == "".join(json.dumps(e.as_json()) + "\n" for e in want if isinstance(e, KafkaFrame))
         assert compiled.stats == general.stats

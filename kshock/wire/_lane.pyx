@@ -1,13 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The compiled lane of `kshock decode --json`: the common packet straight to its JSON line.
+"""The compiled lane: the common packet straight to its frame object (`FrameLane`, used by
+`Sniffer.feed`) or to its `kshock decode --json` line (`JsonLane`).
 
-`Sniffer.feed` + `JsonLineEncoder.encode`, for one case only: an Ethernet/IPv4/TCP segment
+`Sniffer.feed` (+ `JsonLineEncoder.encode`), for one case only: an Ethernet/IPv4/TCP segment
 that carries the next in-order bytes of a known connection direction and is exactly one
 whole Produce request or response of a shape the decoder has already learnt (see
 decode.Decoder.decode_data and fastpath.py). For it the lane changes the sniffer's and the
 decoder's state exactly as the Python code would and makes the JSON line that code would
 print, without building a frame object. Every other packet goes to the Python sniffer,
-untouched by the lane. tests/unit/test_wire_jsonlane.py proves the output byte-equal to the
+untouched by the lane. tests/unit/test_wire_lane.py proves the output byte-equal to the
 Python path.
 
 Counters the Python code keeps on objects (packets, segments, frames, the newest time) are
@@ -88,16 +89,28 @@ cdef class _Refs:
     cdef long long min_size, max_size
 
 
-cdef class JsonLane:
+cdef enum Taken:
+    NOT_TAKEN, BARE_ACK, REQUEST, RESPONSE
+
+
+cdef class _Lane:
+    """Recognises the common packet and changes the Python state for it (`_take`); the
+    subclasses say what comes out: a JSON line, or the frame object itself."""
     cdef object sniffer, stats, decoder, lanes
     cdef dict refs  # lane key (12 bytes) -> _Refs
     cdef dict strings  # str | None -> its JSON text
-    cdef dict shape_text  # id(shape) -> (shape, JSON text around the correlation id)
     cdef dict floats  # latency -> repr
     # the Python counters, kept here between sync() and flush()
     cdef long long packets, segments, frames, requests, responses, next_expire
     cdef object last_ts
-    cdef public long long made  # JSON lines this lane made (the rest came from the Python path)
+    cdef public long long made  # frames this lane made (the rest came from the Python path)
+    # what _take found, for the output
+    cdef _Refs found_refs
+    cdef tuple found_shape
+    cdef object found_client_id, found_latency
+    cdef long long found_packet
+    cdef int found_correlation_id, found_partition, found_records, found_error_code
+    cdef Py_ssize_t found_size, found_at
 
     def __init__(self, sniffer):
         self.sniffer = sniffer
@@ -106,7 +119,6 @@ cdef class JsonLane:
         self.lanes = sniffer._lanes
         self.refs = {}
         self.strings = {None: "null"}
-        self.shape_text = {}
         self.floats = {}
 
     cdef void sync(self) except *:
@@ -165,9 +177,10 @@ cdef class JsonLane:
         self.refs[key] = refs
         return refs
 
-    cdef object line(self, object ts, int linktype, const unsigned char* p, Py_ssize_t length):
-        """The JSON line of this packet's frame, "" for a bare ACK, or None: not the common
-        case, nothing changed, the Python sniffer takes it."""
+    cdef int _take(self, object ts, int linktype, const unsigned char* p, Py_ssize_t length) except -1:
+        """NOT_TAKEN: not the common case, nothing changed, the Python sniffer takes the packet.
+        Else the packet's state changes are made and BARE_ACK, REQUEST or RESPONSE says what
+        it was (the frame's fields in self.found_*)."""
         cdef Py_ssize_t end, data_at, n, at, start, rec_end, size
         cdef unsigned int total, seq, ack
         cdef int flags, off, b, error_code
@@ -175,56 +188,56 @@ cdef class JsonLane:
         cdef double t
         cdef _Refs refs
         if linktype != 1 or length < 54 or type(ts) is not float:
-            return None
+            return NOT_TAKEN
         t = ts
         if t - t != 0.0:  # inf or nan: the Python encoder's json.dumps fallback
-            return None
+            return NOT_TAKEN
         if p[12] != 0x08 or p[13] != 0x00 or p[14] != 0x45 or p[23] != 6 or (((p[20] << 8) | p[21]) & 0x3FFF):
-            return None
+            return NOT_TAKEN
         total = (p[16] << 8) | p[17]
         end = 14 + total
         if total == 0 or end > length:
             end = length
         elif total < 40:
-            return None
+            return NOT_TAKEN
         off = p[46]
         flags = p[47]
         data_at = 34 + (off >> 4) * 4
         if off < 0x50 or data_at > end or flags & 0x07:
-            return None
+            return NOT_TAKEN
         packet = self.packets + 1
         if packet >= self.next_expire:
-            return None
+            return NOT_TAKEN
         key = PyBytes_FromStringAndSize(<const char*>p + 26, 12)
         lane = self.lanes.get(key)
         if lane is None:
-            return None
+            return NOT_TAKEN
         refs = self._refs(key, lane)
         half = refs.half
         other = refs.other
         if half.pending or half.fin_off is not None or other.gate is not None:
-            return None
+            return NOT_TAKEN
         seq = _u32(p + 38)
         next_off = half.next_off
         if _mod32(<long long>seq - <long long>half.base_seq - next_off) != 0:
-            return None
+            return NOT_TAKEN
         if flags & 0x10 and other.started:
             ack = _u32(p + 42)
             d = _mod32(<long long>ack - <long long>other.base_seq - <long long>other.next_off)
             if 0 < d < 2147483648:
-                return None
+                return NOT_TAKEN
         n = end - data_at
         if n == 0:  # a bare ACK
             self._advance(half, ts, packet)
-            return ""
+            return BARE_ACK
         framer = refs.framer
         if n < 4 or framer.buf or framer.hunting or framer.skip_to is not None:
-            return None
+            return NOT_TAKEN
         size = _i32(p + data_at)
         if size + 4 != n or size < refs.min_size or size > refs.max_size:
-            return None
+            return NOT_TAKEN
         if not self.decoder.fast:
-            return None
+            return NOT_TAKEN
         cdef const unsigned char* data = p + data_at + 4  # the frame without its size, `size` bytes
         dconn = refs.dconn
         if refs.is_request:
@@ -232,34 +245,34 @@ cdef class JsonLane:
                 if _starts(data, size, 0, shape[0]) and _starts(data, size, 8, shape[1]):
                     break
             else:
-                return None
+                return NOT_TAKEN
             at = shape[2]
             if at < 0 or at + 8 > size or shape[8]:  # (topic ids to resolve: the Python way)
-                return None
+                return NOT_TAKEN
             # (partition, records) as decode_data reads them: its inline check for a compact
             # record set of 128 bytes to 16 KiB, else _match_request_shape's one-batch case
             if shape[3]:
                 b = data[at + 4]
                 if b >= 0x80:
                     if data[at + 5] >= 0x80:
-                        return None
+                        return NOT_TAKEN
                     start = at + 6
                     rec_end = start + ((b & 0x7F) | (data[at + 5] << 7)) - 1
                     if size != rec_end + 3 or data[size - 1] or data[size - 2] or data[size - 3] \
                             or start + 61 > size or _i32(data + start + 8) + 12 != rec_end - start \
                             or data[start + 16] != 2:
-                        return None
+                        return NOT_TAKEN
                 else:
                     start = at + 5
                     rec_end = start + b - 1
                     if b < 1 or size != rec_end + 3 or data[size - 1] or data[size - 2] or data[size - 3] \
                             or not _one_batch(data, start, rec_end):
-                        return None
+                        return NOT_TAKEN
             else:
                 start = at + 8
                 rec_end = start + _i32(data + at + 4)
                 if rec_end < start or size != rec_end or not _one_batch(data, start, rec_end):
-                    return None
+                    return NOT_TAKEN
             correlation_id = _i32(data + 4)
             # from here on, state changes exactly as the Python lane makes them
             outstanding = dconn.outstanding
@@ -274,46 +287,42 @@ cdef class JsonLane:
             self.frames += 1
             self.requests += 1
             self.made += 1
-            head, middle = self._shape_text(shape, True)
-            return ''.join(['{"ts": ', repr(ts), ', ', refs.ends, ', ', head, str(correlation_id), middle,
-                            str(_i32(data + at)), '], "records": ', str(_i32(data + start + 57)),
-                            ', "error_codes": [], "latency_ms": null, "conn_client_id": ',
-                            self._string(dconn.client_id), ', "decoded": true, "error": null, "packets": [',
-                            str(packet), '], "size": ', str(size), '}'])
+            self.found_refs, self.found_shape, self.found_packet, self.found_size = refs, shape, packet, size
+            self.found_correlation_id = correlation_id
+            self.found_partition, self.found_records = _i32(data + at), _i32(data + start + 57)
+            self.found_at = data_at + 4
+            return REQUEST
         correlation_id = _i32(data)
         outstanding = dconn.outstanding
         request = outstanding.get(correlation_id)
         if request is None:
-            return None
+            return NOT_TAKEN
         api_key, api_version, req_ts, client_id = request
         for shape in dconn.response_shapes:
             if shape[0] == api_key and shape[1] == api_version and _starts(data, size, 4, shape[2]):
                 break
         else:
-            return None
+            return NOT_TAKEN
         at = shape[3]
         if at < 0 or size != at + shape[5] or at + 6 > size or not _starts(data, size, at + shape[6], shape[4]) \
                 or (shape[7] and data[size - 1]) or shape[10]:
-            return None
+            return NOT_TAKEN
         if type(req_ts) is not float:
-            return None
+            return NOT_TAKEN
         latency = round3((t - <double>req_ts) * 1000.0)
         if latency - latency != 0.0:
-            return None
+            return NOT_TAKEN
         del outstanding[correlation_id]
         self._advance(half, ts, packet)
         framer.buf_off = half.next_off = next_off + n
         self.frames += 1
         self.responses += 1
         self.made += 1
-        error_code = _i16(data + at + 4)
-        head, middle = self._shape_text(shape, False)
-        return ''.join(['{"ts": ', repr(ts), ', ', refs.ends, ', ', head, str(correlation_id),
-                        ', "client_id": ', self._string(client_id), middle, str(_i32(data + at)),
-                        '], "records": null, "error_codes": ', '[]' if error_code == 0 else f'[{error_code}]',
-                        ', "latency_ms": ', self._float(latency), ', "conn_client_id": ',
-                        self._string(dconn.client_id), ', "decoded": true, "error": null, "packets": [',
-                        str(packet), '], "size": ', str(size), '}'])
+        self.found_refs, self.found_shape, self.found_packet, self.found_size = refs, shape, packet, size
+        self.found_correlation_id, self.found_client_id, self.found_latency = correlation_id, client_id, latency
+        self.found_partition, self.found_error_code = _i32(data + at), _i16(data + at + 4)
+        self.found_at = data_at + 4
+        return RESPONSE
 
     cdef inline void _advance(self, object half, object ts, long long packet) except *:
         self.packets = packet
@@ -323,6 +332,40 @@ cdef class JsonLane:
         conn = half.conn
         if ts > conn.last_ts:
             conn.last_ts = ts
+
+
+
+cdef class JsonLane(_Lane):
+    """`kshock decode --json`: the common packet straight to its JSON line (see `run`)."""
+    cdef dict shape_text  # id(shape) -> (shape, JSON text around the correlation id)
+
+    def __init__(self, sniffer):
+        _Lane.__init__(self, sniffer)
+        self.shape_text = {}
+
+    cdef object line(self, object ts, int linktype, const unsigned char* p, Py_ssize_t length):
+        """The JSON line of this packet's frame, "" for a bare ACK, or None: not the common
+        case, nothing changed, the Python sniffer takes it."""
+        cdef int taken = self._take(ts, linktype, p, length)
+        if taken == NOT_TAKEN:
+            return None
+        if taken == BARE_ACK:
+            return ""
+        refs = self.found_refs
+        head, middle = self._shape_text(self.found_shape, taken == REQUEST)
+        if taken == REQUEST:
+            return ''.join(['{"ts": ', repr(ts), ', ', refs.ends, ', ', head, str(self.found_correlation_id), middle,
+                            str(self.found_partition), '], "records": ', str(self.found_records),
+                            ', "error_codes": [], "latency_ms": null, "conn_client_id": ',
+                            self._string(refs.dconn.client_id), ', "decoded": true, "error": null, "packets": [',
+                            str(self.found_packet), '], "size": ', str(self.found_size), '}'])
+        error_code = self.found_error_code
+        return ''.join(['{"ts": ', repr(ts), ', ', refs.ends, ', ', head, str(self.found_correlation_id),
+                        ', "client_id": ', self._string(self.found_client_id), middle, str(self.found_partition),
+                        '], "records": null, "error_codes": ', '[]' if error_code == 0 else f'[{error_code}]',
+                        ', "latency_ms": ', self._float(self.found_latency), ', "conn_client_id": ',
+                        self._string(refs.dconn.client_id), ', "decoded": true, "error": null, "packets": [',
+                        str(self.found_packet), '], "size": ', str(self.found_size), '}'])
 
     cdef tuple _shape_text(self, tuple shape, bint request):
         """The JSON text around a shape's correlation id (it is the same for every frame)."""
@@ -382,3 +425,40 @@ cdef class JsonLane:
             chunk.append("")
             write("\n".join(chunk))
         return shown
+
+
+cdef class FrameLane(_Lane):
+    """`Sniffer.feed` for the common packet: the very Request/Response object the Python lane
+    makes (its constructors from wire.model), or None (the Python sniffer takes the packet)."""
+    cdef object new_request, new_response
+
+    def __init__(self, sniffer, new_request, new_response):
+        _Lane.__init__(self, sniffer)
+        self.new_request = new_request
+        self.new_response = new_response
+
+    def feed(self, object ts, int linktype, bytes raw):
+        """A list of the packet's events ([] for a bare ACK, [frame] for a frame), or None."""
+        cdef int taken
+        self.sync()
+        taken = self._take(ts, linktype, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+        if taken == NOT_TAKEN:
+            return None
+        self.flush()
+        if taken == BARE_ACK:
+            return []
+        refs = self.found_refs
+        shape = self.found_shape
+        lane = refs.lane
+        data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(raw) + self.found_at, self.found_size)
+        if taken == REQUEST:  # (head, middle, at, flexible, api_key, api_version, api, topics, ids, client id)
+            return [self.new_request(ts, lane.src, lane.dst, shape[4], shape[6], shape[5], self.found_correlation_id,
+                                     shape[9], shape[7], (self.found_partition,), self.found_records, (), None,
+                                     refs.dconn.client_id, True, None, (self.found_packet,), self.found_size, data,
+                                     lane.flow)]
+        # (api_key, api_version, head, at, fixed, total, fixed at, flexible, api, topics, ids)
+        error_code = self.found_error_code
+        return [self.new_response(ts, lane.src, lane.dst, shape[0], shape[8], shape[1], self.found_correlation_id,
+                                  self.found_client_id, shape[9], (self.found_partition,), None,
+                                  (error_code,) if error_code else (), self.found_latency, refs.dconn.client_id,
+                                  True, None, (self.found_packet,), self.found_size, data, lane.flow)]

@@ -1,4 +1,4 @@
-"""The compiled JSON lane of `kshock decode --json` (kshock/wire/_jsonlane.pyx) prints exactly
+"""The compiled JSON lane of `kshock decode --json` (kshock/wire/_lane.pyx) prints exactly
 what the pure-Python path prints, on real captures, edited captures and odd values.
 (test_wire_lanes.py runs it on every synthetic stream it makes, through assert_same.)"""
 
@@ -22,11 +22,11 @@ LAB = sorted((ROOT / "captures").glob("lab-*.pcap"))
 
 def lane_module():
     try:
-        from kshock.wire import _jsonlane
+        from kshock.wire import _lane
     except ImportError as error:
         pytest.fail(f"the compiled lane is not built ({error}): `make setup` installs gcc, libc6-dev and "
                     "python3-dev, then `.venv/bin/pip install -e .` builds it")
-    return _jsonlane
+    return _lane
 
 
 def test_the_compiled_lane_is_built():
