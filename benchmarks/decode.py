@@ -45,8 +45,8 @@ def record_flood(directory: Path) -> tuple[Path, dict]:
 # `kshock decode --json FILE` through the pure-Python path only
 PURE = """import sys
 from kshock.decoding import open_run
-run = open_run(sys.argv[1], [9092])
-run.write_json(sys.stdout.write, compiled=False)
+run = open_run(sys.argv[1], [9092], compiled=False)
+run.write_json(sys.stdout.write)
 """
 try:
     from kshock.wire import _lane  # noqa: F401

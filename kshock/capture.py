@@ -79,7 +79,23 @@ class CaptureReader:
         # one generator per packet, not two: each counts what it yields into self.packets
         return self._pcap() if self.format == "pcap" else self._pcapng()
 
-    def _pcap(self) -> Iterator[Packet]:
+    def pcap_layout(self) -> tuple | None:
+        """(data, first record offset, little-endian?, time unit, link type, largest record) of
+        a classic pcap, for a reader that walks the records itself (wire/_lane.pyx) and hands
+        back with `resume`; None for pcapng or a pcap too short for its file header."""
+        data = self._data
+        if self.format != "pcap" or len(data) < 24:
+            return None
+        order, unit = _PCAP_MAGICS[bytes(data[:4])]
+        linktype = Struct(order + "I").unpack_from(data, 20)[0] & 0x0FFFFFFF
+        return data, 24, order == "<", unit, linktype, _MAX_RECORD
+
+    def resume(self, pos: int, packets: int) -> Iterator[Packet]:
+        """The packets of a classic pcap from byte `pos` on, `packets` records having been read."""
+        self.packets = packets
+        return self._pcap(pos)
+
+    def _pcap(self, pos: int = 24) -> Iterator[Packet]:
         data = self._data
         order, unit = _PCAP_MAGICS[bytes(data[:4])]
         if len(data) < 24:
@@ -87,7 +103,6 @@ class CaptureReader:
             return
         linktype = Struct(order + "I").unpack_from(data, 20)[0] & 0x0FFFFFFF
         unpack = Struct(order + "IIII").unpack_from
-        pos = 24
         end = len(data)
         while pos < end:
             if pos + 16 > end:

@@ -10,12 +10,14 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kshock.capture import CaptureReader
-from kshock.conditions import Condition
 from kshock.wire.model import Gap, KafkaFrame, Malformed, Skipped
 from kshock.wire.sniffer import Sniffer
+
+if TYPE_CHECKING:  # (the condition language loads only for --filter: 45 ms of every start)
+    from kshock.conditions import Condition
 
 
 @dataclass(slots=True)
@@ -30,6 +32,7 @@ class DecodeRun:
     packets: int = 0
     seconds: float = 0.0
     shown: int = 0  # frames that passed the filter
+    compiled: bool = True  # the compiled lane where it was built (False: pure Python, same output)
 
     def events(self) -> Iterator:
         started = time.perf_counter()
@@ -44,23 +47,32 @@ class DecodeRun:
         finally:
             self._done(started)
 
-    def write_json(self, write: Callable[[str], object], compiled: bool = True) -> None:
+    def write_json(self, write: Callable[[str], object]) -> None:
         """Write the JSON line of every frame event, in order ("...\\n" chunks through `write`).
 
         With the compiled lane (kshock.wire._lane) the common packet goes straight to its
-        line; every other packet, and every packet where the lane was not built (or
-        `compiled` is False), goes the general way (Sniffer, then JsonLineEncoder)."""
+        line; every other packet, and every packet where the lane was not built (or the run
+        was opened with compiled=False), goes the general way (Sniffer, then JsonLineEncoder)."""
         encode = _json_encoder()
-        lane = _json_lane(self.sniffer) if self.keep is None and compiled else None
+        lane = _json_lane(self.sniffer) if self.keep is None and self.compiled else None
         if lane is None:
             for event in self.events():
                 if isinstance(event, KafkaFrame):
                     write(encode(event) + "\n")
             return
         started = time.perf_counter()
+        reader, sniffer = self.reader, self.sniffer
         try:
-            self.shown += lane.run(self.reader, self.sniffer.feed, self.sniffer.finish, encode, write,
-                                   KafkaFrame)
+            packets = reader
+            layout = reader.pcap_layout() if isinstance(reader, CaptureReader) else None
+            if layout is not None:  # a classic pcap: the lane reads its records in place
+                from kshock.wire._lane import run_pcap
+
+                shown, pos, records = run_pcap(lane, *layout, sniffer.feed, encode, write, KafkaFrame)
+                del layout  # (the mapped file closes only when nothing points into it)
+                self.shown += shown
+                packets = reader.resume(pos, records)
+            self.shown += lane.run(packets, sniffer.feed, sniffer.finish, encode, write, KafkaFrame)
         finally:
             self._done(started)
 
@@ -80,16 +92,18 @@ class DecodeRun:
             yield event
 
 
-def open_run(path: str, ports: Iterable[int], max_flow_mib: int = 64, condition: Condition | None = None) -> DecodeRun:
-    """Open the capture now, so a file that is not a capture fails before any output."""
+def open_run(path: str, ports: Iterable[int], max_flow_mib: int = 64, condition: Condition | None = None,
+             compiled: bool = True) -> DecodeRun:
+    """Open the capture now, so a file that is not a capture fails before any output.
+    compiled=False decodes without the compiled lane (the reference path; the same output)."""
     chosen = frozenset(ports)
-    sniffer = Sniffer(ports=chosen, max_flow_bytes=max_flow_mib << 20)
+    sniffer = Sniffer(ports=chosen, max_flow_bytes=max_flow_mib << 20, compiled=compiled)
     keep = None
     if condition is not None:
         from kshock.conditions import Matcher
 
         keep = Matcher(condition, sniffer.decoder.schemas)
-    return DecodeRun(CaptureReader(path), chosen, sniffer, keep)
+    return DecodeRun(CaptureReader(path), chosen, sniffer, keep, compiled=compiled)
 
 
 def write_json_lines(run: DecodeRun, out: TextIO) -> None:

@@ -31,6 +31,9 @@ cdef Py_ssize_t _CACHE_MAX = 4096
 cdef inline int _i32(const unsigned char* p) noexcept:
     return <int>((<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3])
 
+cdef inline unsigned int _le32(const unsigned char* p) noexcept:
+    return (<unsigned int>p[3] << 24) | (<unsigned int>p[2] << 16) | (<unsigned int>p[1] << 8) | p[0]
+
 cdef inline unsigned int _u32(const unsigned char* p) noexcept:
     return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
 
@@ -462,3 +465,56 @@ cdef class FrameLane(_Lane):
                                   self.found_client_id, shape[9], (self.found_partition,), None,
                                   (error_code,) if error_code else (), self.found_latency, refs.dconn.client_id,
                                   True, None, (self.found_packet,), self.found_size, data, lane.flow)]
+
+
+def run_pcap(JsonLane lane, data, Py_ssize_t pos, bint little, double unit, int linktype,
+             Py_ssize_t max_record, feed, encode, write, frame_type):
+    """JsonLane.run over the records of a classic pcap read in place from `data` (its mapped
+    bytes), from offset `pos`: no tuple and no bytes object for a packet the lane takes. Stops
+    at the end or at the first record that is not whole (the caller's reader goes on from
+    there and says what is wrong). Returns (lines written, offset reached, records read)."""
+    cdef const unsigned char[::1] view = data
+    cdef const unsigned char* base = &view[0] if view.shape[0] else NULL
+    cdef Py_ssize_t end = view.shape[0], start
+    cdef unsigned int sec, frac, incl
+    cdef long long records = 0
+    cdef list chunk = []
+    cdef Py_ssize_t shown = 0
+    cdef const unsigned char* h
+    lane.sync()
+    try:
+        while pos + 16 <= end:
+            h = base + pos
+            if little:
+                sec, frac, incl = _le32(h), _le32(h + 4), _le32(h + 8)
+            else:
+                sec, frac, incl = _u32(h), _u32(h + 4), _u32(h + 8)
+            start = pos + 16
+            if incl > max_record or start + incl > end:
+                break
+            pos = start + incl
+            records += 1
+            ts = PyFloat_FromDouble(<double>sec + <double>frac * unit)
+            line = lane.line(ts, linktype, base + start, incl)
+            if line is not None:
+                if line:
+                    chunk.append(line)
+                    shown += 1
+            else:
+                lane.flush()
+                events = feed(ts, linktype, PyBytes_FromStringAndSize(<const char*>base + start, incl))
+                lane.sync()
+                for event in events:
+                    if isinstance(event, frame_type):
+                        chunk.append(encode(event))
+                        shown += 1
+            if len(chunk) >= 256:
+                chunk.append("")
+                write("\n".join(chunk))
+                chunk = []
+    finally:
+        lane.flush()
+    if chunk:
+        chunk.append("")
+        write("\n".join(chunk))
+    return shown, pos, records

@@ -11,6 +11,12 @@ Events: Request, Response, Malformed (a frame that did not decode; header fields
 (bytes the capture lost), Skipped (bytes dropped while resynchronising) and Closed. Packets
 are numbered from 1 in the order fed; a frame event's `packets` names the packets that carried
 its bytes. No clocks: idle connections expire by packet time.
+
+Shortcuts, each proven to give the same events (tests/unit/test_wire_lanes.py): the fused
+lane in `feed` (in-order segments of known flows, without the stream machinery), the
+decoder's lean lane (decode.Decoder.decode_data), and, where it was built, the compiled lane
+(wire/_lane.pyx: one whole Produce frame of a learnt shape per segment; `compiled=False`
+turns it off). `fast=False` turns them all off.
 """
 
 from __future__ import annotations
@@ -115,6 +121,7 @@ class Sniffer:
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
         fast: bool = True,
         schemas: SchemaTable | None = None,
+        compiled: bool = True,
     ) -> None:
         self.ports = frozenset(ports)
         self.stats = SnifferStats()
@@ -129,7 +136,7 @@ class Sniffer:
         self._last_ts = 0.0
         self._next_expire = _EXPIRE_EVERY
         # the compiled lane (wire/_lane.pyx) where it was built: the same events, sooner
-        self._compiled = _compiled_lane(self) if fast else None
+        self._compiled = _compiled_lane(self) if fast and compiled else None
 
     @property
     def schemas(self) -> SchemaTable:

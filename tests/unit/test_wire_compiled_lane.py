@@ -1,6 +1,6 @@
-"""The compiled JSON lane of `kshock decode --json` (kshock/wire/_lane.pyx) prints exactly
-what the pure-Python path prints, on real captures, edited captures and odd values.
-(test_wire_lanes.py runs it on every synthetic stream it makes, through assert_same.)"""
+"""With the compiled lane (kshock/wire/_lane.pyx) `kshock decode --json` prints exactly what the
+pure-Python path prints, on real captures, edited captures and odd values. (test_wire_lanes.py
+runs both of its outputs, frames and JSON lines, on every synthetic stream it makes.)"""
 
 from __future__ import annotations
 
@@ -33,15 +33,16 @@ def test_the_compiled_lane_is_built():
     assert lane_module().JsonLane is not None
 
 
-def decode_json(path, compiled: bool, packets=None) -> tuple[str, str, int]:
-    """(the JSON lines, the stats, frames shown) of `kshock decode --json` on a capture."""
-    run = open_run(str(path), [9092])
+def decode_json(path, compiled: bool, packets=None) -> tuple[str, str, int, str | None, int]:
+    """(the JSON lines, the stats, frames shown, the capture's problem, packets read) of
+    `kshock decode --json` on a capture."""
+    run = open_run(str(path), [9092], compiled=compiled)
     if packets is not None:
         run.reader.close()
         run.reader = _ListReader(packets)
     out = io.StringIO()
-    run.write_json(out.write, compiled=compiled)
-    return out.getvalue(), repr(run.sniffer.stats), run.shown
+    run.write_json(out.write)
+    return out.getvalue(), repr(run.sniffer.stats), run.shown, run.problem, run.packets
 
 
 class _ListReader(list):
@@ -115,6 +116,59 @@ def test_edited_captures_print_the_same_json_both_ways(name, edit):
     packets = EDITS[edit](_packets(name))
     path = ROOT / "captures" / f"{name}.pcap"
     assert decode_json(path, True, packets) == decode_json(path, False, packets)
+
+
+# -- the lane reads classic pcap records in place (wire._lane.run_pcap) ---------------------------
+
+def _records(path: Path) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+    """(file header, [(seconds, microseconds, packet)]) of a little-endian microsecond pcap."""
+    data = path.read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"
+    out, pos = [], 24
+    while pos < len(data):
+        sec, usec, incl, _ = struct.unpack_from("<IIII", data, pos)
+        out.append((sec, usec, data[pos + 16:pos + 16 + incl]))
+        pos += 16 + incl
+    return data[:24], out
+
+
+def _write(path: Path, header: bytes, records, order: str = "<", scale: int = 1) -> Path:
+    with open(path, "wb") as f:
+        f.write(header)
+        for sec, frac, raw in records:
+            f.write(struct.pack(order + "IIII", sec, frac * scale, len(raw), len(raw)) + raw)
+    return path
+
+
+def test_big_endian_and_nanosecond_pcaps_print_the_same_json_both_ways(tmp_path):
+    header, records = _records(ROOT / "captures" / "lab-mixed.pcap")
+    fields = struct.unpack("<HHiIII", header[4:])  # version, zone, sigfigs, snaplen, link type
+    big = _write(tmp_path / "big.pcap", b"\xa1\xb2\xc3\xd4" + struct.pack(">HHiIII", *fields), records, ">")
+    nano = _write(tmp_path / "nano.pcap", b"\x4d\x3c\xb2\xa1" + header[4:], records, "<", 1000)
+    plain = decode_json(ROOT / "captures" / "lab-mixed.pcap", True)
+    for path in (big, nano):
+        compiled, pure = decode_json(path, True), decode_json(path, False)
+        assert compiled == pure
+        assert compiled[2] == plain[2] and compiled[4] == plain[4] == len(records)
+
+
+@pytest.mark.parametrize("damage", ["cut in a record header", "cut in a record", "absurd record length", "empty"])
+def test_damaged_pcaps_stop_at_the_same_place_with_the_same_message(tmp_path, damage):
+    data = (ROOT / "captures" / "lab-slow-link.pcap").read_bytes()
+    header, records = _records(ROOT / "captures" / "lab-slow-link.pcap")
+    at = 24 + sum(16 + len(raw) for _, _, raw in records[:300])  # record 301 starts here
+    damaged = {
+        "cut in a record header": data[:at + 9],
+        "cut in a record": data[:at + 16 + 20],
+        "absurd record length": data[:at + 8] + struct.pack("<I", 1 << 30) + data[at + 12:],
+        "empty": data[:24],
+    }[damage]
+    path = tmp_path / "damaged.pcap"
+    path.write_bytes(damaged)
+    compiled, pure = decode_json(path, True), decode_json(path, False)
+    assert compiled == pure
+    assert compiled[4] == (0 if damage == "empty" else 300)
+    assert (compiled[3] is None) == (damage == "empty")
 
 
 # -- round(x, 3) without the decimal conversion ------------------------------------------------

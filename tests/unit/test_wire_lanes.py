@@ -45,8 +45,7 @@ class _NoLanes(dict):
 
 def reference(ports=(9092,), **kw) -> Sniffer:
     """A sniffer that always goes the general way."""
-    sniffer = Sniffer(ports, **kw)
-    sniffer._compiled = None
+    sniffer = Sniffer(ports, compiled=False, **kw)
     sniffer._lanes = _NoLanes()
     sniffer.decoder._request_lanes = {}
     sniffer.decoder._response_lanes = {}
