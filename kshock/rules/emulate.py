@@ -116,11 +116,27 @@ def u32_matches(program: U32Program, packet: bytes) -> bool:
 
 def compile_u32(program: U32Program) -> Callable[[bytes], bool]:
     """The same decision as u32_matches(program, packet), as straight-line Python generated once
-    per program (replay evaluates every rule on every packet; the loop above is the reference)."""
+    per program (replay evaluates every rule on every packet; the loop above is the reference).
+
+    Tests that start with the same hops (the IP header length, then the TCP header length, ...)
+    reuse the position an earlier test reached: the packet does not change between tests, and
+    a hop that failed there has already failed the program."""
     lines = ["def match(p, _u=_unpack):", "    n = len(p)"]
+    known: dict[tuple, str] = {}  # (first, ops before a hop) -> the variable holding `at` after it
     for first, ops, ranges in program.tests:
-        lines += [f"    if n < 4 or {first} > n - 4: return False", f"    v = _u('>I', p, {first})[0]", "    at = 0"]
-        for op, number in ops:
+        hops = [k for k, (op, _) in enumerate(ops) if op == "at"]
+        resume = next((k for k in reversed(hops) if (first, ops[:k]) in known), None)
+        if resume is None:
+            lines += [f"    if n < 4 or {first} > n - 4: return False", f"    v = _u('>I', p, {first})[0]",
+                      "    at = 0"]
+            todo = list(enumerate(ops))
+        else:
+            number = ops[resume][1]
+            lines += [f"    at = {known[(first, ops[:resume])]}",
+                      f"    if at + 4 > {_MASK32} or n < at + 4 or {number} > n - at - 4: return False",
+                      f"    v = _u('>I', p, at + {number})[0]"]
+            todo = list(enumerate(ops))[resume + 1:]
+        for k, (op, number) in todo:
             if op == "and":
                 lines.append(f"    v &= {number}")
             elif op == "shl":
@@ -128,7 +144,9 @@ def compile_u32(program: U32Program) -> Callable[[bytes], bool]:
             elif op == "shr":
                 lines.append(f"    v >>= {number}")
             else:
-                lines += [f"    if at + v > {_MASK32}: return False", "    at += v",
+                name = f"a{len(known)}"
+                known[(first, ops[:k])] = name
+                lines += [f"    if at + v > {_MASK32}: return False", "    at += v", f"    {name} = at",
                           f"    if at + 4 > {_MASK32} or n < at + 4 or {number} > n - at - 4: return False",
                           f"    v = _u('>I', p, at + {number})[0]"]
         accept = " or ".join(f"{low} <= v <= {high}" for low, high in ranges)

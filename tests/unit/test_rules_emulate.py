@@ -29,6 +29,26 @@ def test_compiled_u32_equals_the_reference(tests, packet):
     assert compile_u32(program)(packet) == u32_matches(program, packet)
 
 
+# kshock's tests start by hopping over the IP header (0>>22&0x3C@...) and the TCP header
+# (...>>26&0x3C@...): small masked values, so the hops land inside short packets
+header_hop = st.tuples(st.integers(0, 8), st.integers(20, 28), st.sampled_from([0x3C, 0x1C, 0x0F]))
+suffix = st.lists(st.tuples(st.sampled_from(["&", ">>", "@"]), st.integers(0, 30)), max_size=3)
+
+
+@settings(max_examples=500, deadline=None)
+@given(header_hop, st.integers(0, 24), st.lists(st.tuples(suffix, ranges), min_size=2, max_size=4),
+       st.binary(min_size=40, max_size=120))
+def test_tests_sharing_their_hops_decide_as_the_reference(hop, at, suffixes, packet):
+    """compile_u32 reuses the position an earlier test's hops reached (the IP and TCP header
+    lengths every kshock test starts with): still the reference's decision."""
+    first, shift, mask = hop
+    common = [(">>", shift), ("&", mask), ("@", at), (">>", shift), ("&", mask), ("@", 4)]
+    tests = [(first, common[:3 + 3 * (k % 2)] + suffix_ops, suffix_ranges)
+             for k, (suffix_ops, suffix_ranges) in enumerate(suffixes)]
+    program = parse_u32(_text(tests))
+    assert compile_u32(program)(packet) == u32_matches(program, packet)
+
+
 def test_u32_reads_past_the_end_are_false():
     packet = bytes(range(20))
     assert u32_matches(parse_u32("16=0x10111213"), packet)
