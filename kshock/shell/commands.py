@@ -22,7 +22,7 @@ from kshock.apply.faults import human_duration as _human, utc_text as _utc
 from kshock.conditions import ConditionError, describe_fields, parse_condition, topics_named
 from kshock.errors import UserError
 from kshock.rules.spec import RuleSpec
-from kshock.shell.completion import split_do
+from kshock.shell.completion import WHEN_CLAUSES, split_do
 from kshock.shell.session import Session, ShellRule, Tally, frame_client, is_request
 from kshock.wire.model import KafkaFrame
 
@@ -133,7 +133,14 @@ class Shell:
         return known
 
     def new_rule_name(self) -> str:
-        while self.session.rule(f"r{self._next_rule}") is not None:
+        """r1, r2, ...: the next name neither this session nor an active fault in the target's
+        namespace (another shell's, an apply's) has."""
+        taken: set[str] = set()
+        if self.target.live:
+            from kshock.apply import faults
+
+            taken = {record.name for record in faults.records(self.scope())}
+        while self.session.rule(f"r{self._next_rule}") is not None or f"r{self._next_rule}" in taken:
             self._next_rule += 1
         name = f"r{self._next_rule}"
         self._next_rule += 1
@@ -274,37 +281,64 @@ def pick_condition(frame: KafkaFrame) -> str:
 
 # -- rules -------------------------------------------------------------------------------------
 
-@command("when", "when EXPR do ACTION [for DURATION] [as NAME]",
+@command("when", "when EXPR do ACTION [for DURATION] [as NAME] [trigger T] [latch] [approximate]",
          "write a rule: compile it and show the kernel rules (nothing is applied yet)",
          "ACTION: drop | reset | stall | loss 30% | rate 1mbit | delay 200ms [jitter 20ms] | duplicate 5% | "
          "corrupt 1% | reorder 10%. DURATION: 30s, 5m, 1h (default 5m). NAME: r1, r2, ... unless given.\n"
-         'e.g. when api == Produce and client_id == "shop" do drop for 30s')
+         "T: every 5 | probability 30% | once-per-connection (default: every matching packet). latch: once a "
+         "packet of a connection matches, act on the rest of it. approximate: widen what the kernel cannot "
+         "test exactly, with a warning. (The same words as a rule file's keys.)\n"
+         'e.g. when api == Produce and client_id == "shop" do drop for 30s trigger every 3')
 def _when(shell: Shell, arg: str) -> Result:
     at = split_do(arg)
     if at is None:
         raise UserError("when needs `do ACTION`", 'e.g. when api == Produce do drop for 30s')
     condition_text, action_text = arg[:at].strip(), arg[at + 4:].strip()
     condition = parse_condition(condition_text)
-    words = action_text.split()
-    duration = DEFAULT_DURATION
-    name = None
-    while len(words) >= 2 and words[-2].lower() in ("for", "as"):
-        if words[-2].lower() == "for":
-            duration = words[-1]
-        else:
-            name = words[-1]
-        words = words[:-2]
-    if not words:
-        raise UserError("when needs an action after do", "e.g. do drop, do delay 200ms, do loss 30%")
+    action, clauses = _when_clauses(action_text)
+    name = clauses.get("as")
     if name is not None and shell.session.rule(name) is not None:
         raise UserError(f"there is already a rule named {name!r}", "choose another name (as NAME)")
-    spec = _spec(shell, name or shell.new_rule_name(), str(condition), " ".join(words), duration)
+    spec = _spec(shell, name or shell.new_rule_name(), str(condition), action, clauses.get("for", DEFAULT_DURATION),
+                 trigger=clauses.get("trigger"), latch="latch" in clauses, approximate="approximate" in clauses)
     ruleset = _compile_for_show(shell, spec, condition_text)
     shell.session.rules.append(ShellRule(spec, ruleset))
     return Result(_describe_rule(spec, ruleset) + "\nnothing is applied yet: apply puts it in the kernel")
 
 
-def _spec(shell: Shell, name: str, match: str, action: str, duration: str) -> RuleSpec:
+def _when_clauses(text: str) -> tuple[str, dict[str, str]]:
+    """`ACTION [for D] [as NAME] [trigger T] [latch] [approximate]` -> (ACTION, {clause: value}):
+    the first clause word ends the action; `trigger` takes the words up to the next clause."""
+    words = text.split()
+    cut = next((i for i, word in enumerate(words) if word.lower() in WHEN_CLAUSES), len(words))
+    action, rest = " ".join(words[:cut]), words[cut:]
+    if not action:
+        raise UserError("when needs an action after do", "e.g. do drop, do delay 200ms, do loss 30%")
+    clauses: dict[str, str] = {}
+    i = 0
+    while i < len(rest):
+        word = rest[i].lower()
+        if word in clauses:
+            raise UserError(f"`{word}` is given twice", "give each of for, as, trigger, latch, approximate once")
+        if word in ("latch", "approximate"):
+            clauses[word] = ""
+            i += 1
+            continue
+        end = i + 1
+        while end < len(rest) and rest[end].lower() not in WHEN_CLAUSES:
+            end += 1
+        value = " ".join(rest[i + 1:end])
+        if not value or (word != "trigger" and end - i != 2):
+            example = {"for": "for 30s", "as": "as slow-orders", "trigger": "trigger every 5"}[word]
+            raise UserError(f"`{word}` needs {'one word' if word != 'trigger' else 'a trigger'} after it",
+                            f"e.g. {example}")
+        clauses[word] = value
+        i = end
+    return action, clauses
+
+
+def _spec(shell: Shell, name: str, match: str, action: str, duration: str, *, trigger: str | None = None,
+          latch: bool = False, approximate: bool = False) -> RuleSpec:
     """One rule through the rule-file validator (the same messages as a rule file)."""
     import yaml
 
@@ -314,6 +348,12 @@ def _spec(shell: Shell, name: str, match: str, action: str, duration: str) -> Ru
     if shell.target.host:
         target["host"] = shell.target.host
     rule = {"name": name, "match": match, "action": action, "target": target, "duration": duration}
+    if trigger is not None:
+        rule["trigger"] = trigger
+    if latch:
+        rule["latch"] = True
+    if approximate:
+        rule["approximate"] = True
     try:
         (spec,) = parse_rule_file(yaml.safe_dump({"rules": [rule]}, sort_keys=False), "<shell>")
     except RuleFileError as error:
@@ -340,8 +380,9 @@ def _describe_rule(spec: RuleSpec, ruleset) -> str:
     from kshock.rules.render import render_restore
 
     kernel = sum(len(chain.rules) for chain in ruleset.chains)
+    extras = "".join(f", {extra}" for extra in _rule_extras(spec))
     lines = [f"rule {spec.name}: {spec.action} {spec.match_text} for {_human(spec.duration_s)} "
-             f"({spec.target.direction}, port {','.join(map(str, spec.target.ports))}); {kernel} kernel rules:"]
+             f"({spec.target.direction}, port {','.join(map(str, spec.target.ports))}{extras}); {kernel} kernel rules:"]
     lines += ["  " + line for line in render_restore(ruleset).splitlines()]
     lines += [f"  warning: {warning}" for warning in ruleset.warnings]
     return "\n".join(lines)
@@ -563,6 +604,23 @@ def frame_line(number: int, frame: KafkaFrame) -> str:
     return line.rstrip()
 
 
+def _rule_extras(spec: RuleSpec) -> list[str]:
+    """trigger, latch and approximate as the words `when` and rule files take."""
+    extras = []
+    trigger = spec.trigger
+    if trigger.mode == "nth":
+        extras.append(f"trigger every {trigger.every}")
+    elif trigger.mode == "probability":
+        extras.append(f"trigger probability {trigger.probability:g}")
+    elif trigger.mode == "once-per-connection":
+        extras.append("trigger once-per-connection")
+    if spec.latch:
+        extras.append("latch")
+    if spec.approximate:
+        extras.append("approximate")
+    return extras
+
+
 def render_rule_file(specs: list[RuleSpec]) -> str:
     """A rule file that parse_rule_file reads back into the same rules."""
     lines = ["# written by kshock shell", "rules:"]
@@ -578,17 +636,9 @@ def render_rule_file(specs: list[RuleSpec]) -> str:
             parts.append(f"interface: {json.dumps(target.interface)}")
         lines.append("    target: {" + ", ".join(parts) + "}")
         lines.append(f"    duration: {_duration_text(spec.duration_s)}")
-        trigger = spec.trigger
-        if trigger.mode == "nth":
-            lines.append(f"    trigger: every {trigger.every}")
-        elif trigger.mode == "probability":
-            lines.append(f"    trigger: probability {trigger.probability:g}")
-        elif trigger.mode == "once-per-connection":
-            lines.append("    trigger: once-per-connection")
-        if spec.latch:
-            lines.append("    latch: true")
-        if spec.approximate:
-            lines.append("    approximate: true")
+        for extra in _rule_extras(spec):
+            key, _, value = extra.partition(" ")
+            lines.append(f"    {key}: {value or 'true'}")
     return "\n".join(lines) + "\n"
 
 

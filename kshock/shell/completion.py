@@ -29,6 +29,8 @@ _TOKEN = re.compile(r"""
   | (?P<word>[^\s"=!<>(){}\[\],&|]+)
 """, re.VERBOSE)
 _KEYWORD_OPS = ("in", "contains", "matches")
+WHEN_CLAUSES = ("for", "as", "trigger", "latch", "approximate")  # what may follow when's action
+TRIGGERS = ("every", "probability", "once-per-connection")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +192,15 @@ def _complete_action(text: str) -> list[Suggestion]:
     needs = 2 if kind in ("loss", "rate", "delay", "duplicate", "corrupt", "reorder") else 1
     if len(done) < needs:
         return []
-    if done[-1].lower() in ("for", "as"):
-        return _prefixed(current, ("30s", "1m", "5m") if done[-1].lower() == "for" else (), "duration")
-    return _prefixed(current, tuple(w for w in ("for", "as") if w not in (d.lower() for d in done)), "")
+    last = done[-1].lower()
+    if last in ("for", "as"):
+        return _prefixed(current, ("30s", "1m", "5m") if last == "for" else (), "duration")
+    if last == "trigger":
+        return _prefixed(current, TRIGGERS, "trigger")
+    if last in ("every", "probability"):
+        return _prefixed(current, ("5",) if last == "every" else ("30%",), "")
+    used = {d.lower() for d in done}
+    return _prefixed(current, tuple(w for w in WHEN_CLAUSES if w not in used), "")
 
 
 def _prefixed(current: str, choices, meta: str, fold: bool = False) -> list[Suggestion]:

@@ -108,6 +108,57 @@ def test_when_compiles_and_shows_kernel_rules_without_applying(shell):
     assert shell.execute("rules").text.startswith("r1         pending")
 
 
+def test_when_takes_a_trigger_latch_and_approximate_like_a_rule_file(shell, tmp_path):
+    result = shell.execute('when api == Produce and client_id == "rdk-gzip" do drop trigger every 3 latch as third')
+    assert result.ok, result.text
+    assert result.text.splitlines()[0].startswith('rule third: drop api == Produce and client_id == "rdk-gzip" for 5m00s '
+                                                  '(ingress, port 9092, trigger every 3, latch);')
+    spec = shell.session.rule("third").spec
+    assert (spec.trigger.mode, spec.trigger.every, spec.latch, spec.duration_s) == ("nth", 3, True, 300)
+    assert "-m statistic --mode nth --every 3" in result.text and "CONNMARK" in result.text
+    # the order of the clauses is free, and save/load keeps them
+    assert shell.execute('when api == Fetch do reset latch for 1m trigger probability 30% as coin').ok
+    assert shell.execute('when api == Fetch and topic matches "or.*" do drop approximate as wide').ok
+    path = tmp_path / "rules.yaml"
+    assert shell.execute(f"save {path}").ok
+    text = path.read_text()
+    assert "trigger: every 3" in text and "trigger: probability 0.3" in text and "approximate: true" in text
+    assert [(s.name, s.trigger, s.latch, s.approximate) for s in parse_rule_file(text, str(path))] == \
+        [(r.spec.name, r.spec.trigger, r.spec.latch, r.spec.approximate) for r in shell.session.rules]
+
+
+@pytest.mark.parametrize("line,message", [
+    ("when api == Fetch do drop trigger sometimes", "trigger: 'sometimes' is not a trigger"),
+    ("when api == Fetch do drop latch trigger once-per-connection", "latch: cannot go with trigger: once-per-connection"),
+    ("when api == Fetch do drop for 1m for 2m", "`for` is given twice"),
+    ("when api == Fetch do drop trigger", "`trigger` needs a trigger after it"),
+    ("when api == Fetch do drop as", "`as` needs one word after it"),
+    ("when api == Fetch do latch", "when needs an action after do"),
+])
+def test_when_clause_errors_are_one_message(shell, line, message):
+    result = shell.execute(line)
+    assert not result.ok and result.text.startswith(message), result.text
+    assert shell.session.rules == []
+
+
+def test_new_rule_names_skip_faults_active_in_the_target_namespace(tmp_path, monkeypatch):
+    """Two shells on one namespace: the second's r1 would clash with the first's active fault."""
+    import time
+
+    from kshock.apply import faults
+    from kshock.apply.scope import Scope
+    from kshock.lab.state import RUN_DIR_ENV
+
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    scope = Scope(name="ksl-other-broker")
+    for name in ("r1", "r2"):
+        faults.save(faults.FaultRecord(name, scope, {"filter": [f"KSHOCK-{name}"]}, time.time(), time.time() + 60))
+    live = Shell(Session((9092,)), ShellTarget(scope_name=scope.name, live=True))
+    assert live.new_rule_name() == "r3"
+    offline = Shell(Session((9092,)), ShellTarget(live=False))  # a capture file: no kernel to clash with
+    assert offline.new_rule_name() == "r1"
+
+
 def test_replay_gives_the_coverage_of_the_rules_on_what_was_captured(shell):
     assert shell.execute('when client_id == "rdk-gzip" do drop as gzip').ok
     text = shell.execute("replay").text

@@ -65,11 +65,15 @@ def test_actions_and_their_options_after_do():
     assert texts("when api == Produce do ") == ["drop", "reset", "stall", "loss", "rate", "delay", "duplicate",
                                                   "corrupt", "reorder"]
     assert complete("when api == Produce do de", VOCAB) == [Suggestion("delay", -2, "delay 200ms")]
-    assert texts("when api == Produce do drop ") == ["for", "as"]
-    assert texts("when api == Produce do loss 30% ") == ["for", "as"]
+    clauses = ["for", "as", "trigger", "latch", "approximate"]
+    assert texts("when api == Produce do drop ") == clauses
+    assert texts("when api == Produce do loss 30% ") == clauses
     assert texts("when api == Produce do loss ") == []  # the percentage is the user's
     assert texts("when api == Produce do drop for ") == ["30s", "1m", "5m"]
-    assert texts("when api == Produce do drop for 30s ") == ["as"]
+    assert texts("when api == Produce do drop for 30s ") == ["as", "trigger", "latch", "approximate"]
+    assert texts("when api == Produce do drop trigger ") == ["every", "probability", "once-per-connection"]
+    assert texts("when api == Produce do drop trigger every ") == ["5"]
+    assert texts("when api == Produce do drop latch for 1m ") == ["as", "trigger", "approximate"]
 
 
 def test_command_arguments():
