@@ -285,15 +285,10 @@ cdef class _Lane:
             outstanding[correlation_id] = (shape[4], shape[5], ts, client_id)
             if client_id and dconn.client_id is None:
                 dconn.client_id = client_id
-            self._advance(half, ts, packet)
-            framer.buf_off = half.next_off = next_off + n
-            self.frames += 1
+            self._took(refs, shape, half, framer, ts, packet, next_off + n, size, data_at + 4)
             self.requests += 1
-            self.made += 1
-            self.found_refs, self.found_shape, self.found_packet, self.found_size = refs, shape, packet, size
             self.found_correlation_id = correlation_id
             self.found_partition, self.found_records = _i32(data + at), _i32(data + start + 57)
-            self.found_at = data_at + 4
             return REQUEST
         correlation_id = _i32(data)
         outstanding = dconn.outstanding
@@ -316,16 +311,21 @@ cdef class _Lane:
         if latency - latency != 0.0:
             return NOT_TAKEN
         del outstanding[correlation_id]
-        self._advance(half, ts, packet)
-        framer.buf_off = half.next_off = next_off + n
-        self.frames += 1
+        self._took(refs, shape, half, framer, ts, packet, next_off + n, size, data_at + 4)
         self.responses += 1
-        self.made += 1
-        self.found_refs, self.found_shape, self.found_packet, self.found_size = refs, shape, packet, size
         self.found_correlation_id, self.found_client_id, self.found_latency = correlation_id, client_id, latency
         self.found_partition, self.found_error_code = _i32(data + at), _i16(data + at + 4)
-        self.found_at = data_at + 4
         return RESPONSE
+
+    cdef void _took(self, _Refs refs, tuple shape, object half, object framer, object ts, long long packet,
+                    long long next_off, Py_ssize_t size, Py_ssize_t at) except *:
+        """A whole frame taken: the stream and framer move past it; what it was, for the output."""
+        self._advance(half, ts, packet)
+        framer.buf_off = half.next_off = next_off
+        self.frames += 1
+        self.made += 1
+        self.found_refs, self.found_shape, self.found_packet, self.found_size, self.found_at = \
+            refs, shape, packet, size, at
 
     cdef inline void _advance(self, object half, object ts, long long packet) except *:
         self.packets = packet
@@ -400,34 +400,53 @@ cdef class JsonLane(_Lane):
         self.sync()
         try:
             for ts, linktype, raw in packets:
-                line = self.line(ts, linktype, <const unsigned char*>PyBytes_AS_STRING(raw),
-                                 PyBytes_GET_SIZE(raw))
-                if line is not None:
-                    if line:
-                        chunk.append(line)
-                        shown += 1
-                else:
-                    self.flush()
-                    events = feed(ts, linktype, raw)
-                    self.sync()
-                    for event in events:
-                        if isinstance(event, frame_type):
-                            chunk.append(encode(event))
-                            shown += 1
-                if len(chunk) >= 256:
-                    chunk.append("")
-                    write("\n".join(chunk))
-                    chunk = []
+                shown += self._packet(ts, linktype, <const unsigned char*>PyBytes_AS_STRING(raw),
+                                      PyBytes_GET_SIZE(raw), raw, feed, encode, chunk, frame_type)
+                chunk = _spill(chunk, write, 256)
         finally:
             self.flush()
         for event in finish():
             if isinstance(event, frame_type):
                 chunk.append(encode(event))
                 shown += 1
-        if chunk:
-            chunk.append("")
-            write("\n".join(chunk))
+        _spill(chunk, write, 1)
         return shown
+
+    cdef Py_ssize_t _packet(self, ts, int linktype, const unsigned char* p, Py_ssize_t length, bytes raw, feed,
+                            encode, list chunk, frame_type) except -1:
+        """One packet's lines into `chunk` (the lane's, or the Python sniffer's); how many.
+        `raw`: the packet as bytes, or None (made only if the Python sniffer needs it)."""
+        line = self.line(ts, linktype, p, length)
+        if line is None:
+            if raw is None:
+                raw = PyBytes_FromStringAndSize(<const char*>p, length)
+            return self._general(ts, linktype, raw, feed, encode, chunk, frame_type)
+        if line:
+            chunk.append(line)
+            return 1
+        return 0
+
+    cdef Py_ssize_t _general(self, ts, int linktype, bytes raw, feed, encode, list chunk, frame_type) except -1:
+        """A packet the lane did not take: the Python sniffer's events, encoded into `chunk`
+        (the counters written back first, read again after)."""
+        cdef Py_ssize_t n = 0
+        self.flush()
+        events = feed(ts, linktype, raw)
+        self.sync()
+        for event in events:
+            if isinstance(event, frame_type):
+                chunk.append(encode(event))
+                n += 1
+        return n
+
+
+cdef list _spill(list chunk, write, Py_ssize_t at_least):
+    """Write the chunk's lines once it holds `at_least` (each line ends with a newline)."""
+    if chunk and len(chunk) >= at_least:
+        chunk.append("")
+        write("\n".join(chunk))
+        return []
+    return chunk
 
 
 cdef class FrameLane(_Lane):
@@ -495,26 +514,9 @@ def run_pcap(JsonLane lane, data, Py_ssize_t pos, bint little, double unit, int 
             pos = start + incl
             records += 1
             ts = PyFloat_FromDouble(<double>sec + <double>frac * unit)
-            line = lane.line(ts, linktype, base + start, incl)
-            if line is not None:
-                if line:
-                    chunk.append(line)
-                    shown += 1
-            else:
-                lane.flush()
-                events = feed(ts, linktype, PyBytes_FromStringAndSize(<const char*>base + start, incl))
-                lane.sync()
-                for event in events:
-                    if isinstance(event, frame_type):
-                        chunk.append(encode(event))
-                        shown += 1
-            if len(chunk) >= 256:
-                chunk.append("")
-                write("\n".join(chunk))
-                chunk = []
+            shown += lane._packet(ts, linktype, base + start, incl, None, feed, encode, chunk, frame_type)
+            chunk = _spill(chunk, write, 256)
     finally:
         lane.flush()
-    if chunk:
-        chunk.append("")
-        write("\n".join(chunk))
+    _spill(chunk, write, 1)
     return shown, pos, records
