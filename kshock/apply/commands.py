@@ -127,8 +127,7 @@ def _hold(applied: list[faults.FaultRecord]) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         print(file=sys.stderr)
-        for record in applied:
-            faults.remove(record)
+        faults.remove_many(applied)
         print("reverted: " + ", ".join(record.name for record in applied))
     return status
 
@@ -141,9 +140,9 @@ def revert(args: argparse.Namespace) -> int:
     scope = resolve_scope(args.netns, args.pid) if (args.netns or args.pid) else None
     removed: list[str] = []
     if args.all:
-        for record in faults.records(scope):
-            faults.remove(record)
-            removed.append(record.name)
+        active = faults.records(scope)
+        faults.remove_many(active)
+        removed += [record.name for record in active]
         scopes = [scope] if scope else [Scope()] + [Scope(name=n) for n in netns.names()]
         for each in scopes:
             removed += [f"{chain} (left over)" for chain in faults.remove_leftovers(each)]
@@ -153,9 +152,8 @@ def revert(args: argparse.Namespace) -> int:
             active = ", ".join(sorted({r.name for r in faults.records()})) or "none"
             raise UserError(f"no active fault named {args.name!r}" + (f" in {scope.describe()}" if scope else ""),
                             f"active faults: {active}")
-        for record in matching:
-            faults.remove(record)
-            removed.append(record.name)
+        faults.remove_many(matching)
+        removed += [record.name for record in matching]
     print("reverted: " + ", ".join(removed) if removed else "nothing to revert")
     return ExitStatus.OK
 

@@ -191,21 +191,37 @@ def install_many(planned: list[Planned], scope: Scope) -> list[FaultRecord]:
 
 def remove(record: FaultRecord) -> list[str]:
     """Take the fault's chains (and qdiscs) out; idempotent."""
-    removed: list[str] = []
-    if _scope_alive(record.scope):
-        backend = netfilter.detect_backend()
-        for table, chains in record.tables.items():
-            removed += netfilter.remove_chains(backend, record.scope, table, set(chains))
-        if record.tc:
-            from kshock.apply import tc
+    return remove_many([record])
 
-            removed += tc.remove(record.scope, record.tc)
-        forget(record)
-        _drop_created(backend, record.scope)
-    else:  # the namespace is gone, and its tables with it
-        forget(record)
-        if not records(record.scope):
-            _created_path(record.scope).unlink(missing_ok=True)
+
+def remove_many(faults: list[FaultRecord]) -> list[str]:
+    """Take several faults out, one iptables-restore run per namespace and table; idempotent."""
+    removed: list[str] = []
+    by_scope: dict[str, list[FaultRecord]] = {}
+    for record in faults:
+        by_scope.setdefault(record.scope.key, []).append(record)
+    for group in by_scope.values():
+        scope = group[0].scope
+        if not _scope_alive(scope):  # the namespace is gone, and its tables with it
+            for record in group:
+                forget(record)
+            if not records(scope):
+                _created_path(scope).unlink(missing_ok=True)
+            continue
+        backend = netfilter.detect_backend()
+        tables: dict[str, set[str]] = {}
+        for record in group:
+            for table, chains in record.tables.items():
+                tables.setdefault(table, set()).update(chains)
+        for table, chains in tables.items():
+            removed += netfilter.remove_chains(backend, scope, table, chains)
+        for record in group:
+            if record.tc:
+                from kshock.apply import tc
+
+                removed += tc.remove(scope, record.tc)
+            forget(record)
+        _drop_created(backend, scope)
     return removed
 
 
@@ -258,8 +274,7 @@ def _drop_created(backend: netfilter.Backend, scope: Scope) -> None:
 def collect_expired(now: float | None = None) -> list[FaultRecord]:
     """Remove faults whose time is up (the kernel already stopped applying them)."""
     expired = [r for r in records() if r.seconds_left(now) <= 0]
-    for record in expired:
-        remove(record)
+    remove_many(expired)
     return expired
 
 
