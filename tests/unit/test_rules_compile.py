@@ -4,6 +4,10 @@ CompileError messages in full, and the rule-set shape (chains, jumps, marks, tc 
 Reading the golden u32 text: `32>>26&0x3C` is the TCP header length; `@N` then reads at
 IP header (20) + TCP header + (N - 20), so `@24` is frame offset 4 (api_key, api_version),
 `@32` frame offset 12 (client_id length), `@32>>16@K` frame offset K - 20 + len(client_id).
+
+The tests of a u32 match come IHL guard first, then exact values before ranges (the frame-start
+guard's size and API ranges every Kafka frame passes), fewer hops first, otherwise in the order
+the compiler wrote them (render.u32_text: a packet that is not the rule's fails sooner).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from kshock.rules.spec import Action, RuleSpec, Target, Trigger
 
 STOP = "2030-01-01T00:00:00"
 T = f"-m time --datestop {STOP}"
-GUARD = "0>>24=0x45 && 32>>26&0x3C@20=0xA:0x6400000"  # IHL 5; size 10 bytes .. 100 MiB
+IHL = "0>>24=0x45"  # IHL 5
+SIZE = "32>>26&0x3C@20=0xA:0x6400000"  # size 10 bytes .. 100 MiB
+GUARD = f"{IHL} && {SIZE}"  # (where no exact test comes before the size)
 # Every rule of these chains reads the payload, so the jump lets only segments with payload in:
 # IHL*4, then the TCP data offset*4, then any first payload word (4 bytes must be readable).
 PAYLOAD = '-m u32 --u32 "0>>22&0x3C@12>>26&0x3C@0=0x0:0xFFFFFFFF"'
@@ -35,7 +41,7 @@ def test_api_produce():
     assert compile_one("api == Produce") == "\n".join([
         "*filter",
         ":KSHOCK-t - [0:0]",
-        f'-A KSHOCK-t -p tcp -m u32 --u32 "{GUARD} && 32>>26&0x3C@24>>16=0x0 && 32>>26&0x3C@24&0xFFFF=0x0:0x7F" '
+        f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && 32>>26&0x3C@24>>16=0x0 && {SIZE} && 32>>26&0x3C@24&0xFFFF=0x0:0x7F" '
         f"{T} -m comment --comment kshock:t/r1 -j DROP",
         JUMP,
         "COMMIT", ""])
@@ -57,19 +63,20 @@ def test_client_id_is_a_two_step_program():
     # 00 08 72 64 | 6b 2d 67 7a | (67 7a) 69 70 — the last word overlaps so no read passes the id.
     client = "32>>26&0x3C@32=0x87264 && 32>>26&0x3C@36=0x6B2D677A && 32>>26&0x3C@38=0x677A6970"
     any_api = "32>>26&0x3C@24>>16=0x0:0x3FF && 32>>26&0x3C@24&0xFFFF=0x0:0x7F"
-    produce = "32>>26&0x3C@24>>16=0x0 && 32>>26&0x3C@24&0xFFFF=0x0:0x7F"
+    produce = "32>>26&0x3C@24>>16=0x0"
+    version = "32>>26&0x3C@24&0xFFFF=0x0:0x7F"
     assert compile_one('api == Produce and client_id == "rdk-gzip"') == "\n".join([
         "*filter",
         ":KSHOCK-t - [0:0]",
         # 1. the identifying request marks its connection (mark_base 0: bit 8)
-        f'-A KSHOCK-t -p tcp -m u32 --u32 "{GUARD} && {any_api} && {client}" {T} '
+        f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && {client} && {SIZE} && {any_api}" {T} '
         '-m comment --comment "kshock:t/identity client_id == rdk-gzip" -j CONNMARK --set-xmark 0x100/0x100',
         # 2. a Produce request carrying the id
-        f'-A KSHOCK-t -p tcp -m u32 --u32 "{GUARD} && {produce} && {client}" {T} '
+        f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && {produce} && {client} && {SIZE} && {version}" {T} '
         "-m comment --comment kshock:t/r1 -j DROP",
         # 3. a Produce request with a null client id (length -1) on a marked connection
-        f'-A KSHOCK-t -p tcp -m connmark --mark 0x100/0x100 -m u32 --u32 "{GUARD} && {produce} && '
-        f'32>>26&0x3C@32>>16=0xFFFF" {T} -m comment --comment kshock:t/r1 -j DROP',
+        f'-A KSHOCK-t -p tcp -m connmark --mark 0x100/0x100 -m u32 --u32 "{IHL} && {produce} && '
+        f'32>>26&0x3C@32>>16=0xFFFF && {SIZE} && {version}" {T} -m comment --comment kshock:t/r1 -j DROP',
         JUMP,
         "COMMIT", ""])
 
@@ -84,9 +91,9 @@ def test_fetch_v12_topic_after_the_client_id():
     text = compile_one('api == Fetch and api_version == 12 and client_id == "kp-audit" and topic == "orders"')
     rules = [line for line in text.splitlines() if "kshock:t/r1" in line]
     assert rules[0] == (
-        f'-A KSHOCK-t -p tcp -m u32 --u32 "{GUARD} && 32>>26&0x3C@24=0x1000C && {client} && '
-        '32>>26&0x3C@42>>24=0x0 && 32>>26&0x3C@68>>24=0x2:0x7F && 32>>26&0x3C@69=0x76F7264 && '
-        f'32>>26&0x3C@72=0x64657273" {T} -m comment --comment kshock:t/r1 -j DROP')
+        f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && 32>>26&0x3C@24=0x1000C && {client} && '
+        '32>>26&0x3C@42>>24=0x0 && 32>>26&0x3C@69=0x76F7264 && 32>>26&0x3C@72=0x64657273 && '
+        f'{SIZE} && 32>>26&0x3C@68>>24=0x2:0x7F" {T} -m comment --comment kshock:t/r1 -j DROP')
 
 
 def test_produce_v9_topic_hops_over_client_id_and_transactional_id():
@@ -95,24 +102,25 @@ def test_produce_v9_topic_hops_over_client_id_and_transactional_id():
     # its int16 length at 12; any transactional id: a null family and a hop family.
     text = compile_one('api == Produce and api_version in {9, 10, 11, 12} and topic == "orders"')
     rules = [line for line in text.splitlines() if "kshock:t/r1" in line]
-    head = f'-A KSHOCK-t -p tcp -m u32 --u32 "{GUARD} && 32>>26&0x3C@24=0x9:0xC && '
+    head = f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && '
+    versions = f"{SIZE} && 32>>26&0x3C@24=0x9:0xC"
     assert rules == [
         # client id present, transactional id null: tagged byte at 14+n, txn at 15+n, count at 22+n
-        head + "32>>26&0x3C@32>>16=0x0:0x7FFF && 32>>26&0x3C@32>>16@34>>24=0x0 && 32>>26&0x3C@32>>16@35>>24=0x0 && "
-        "32>>26&0x3C@32>>16@42>>24=0x2:0x7F && 32>>26&0x3C@32>>16@43=0x76F7264 && 32>>26&0x3C@32>>16@46=0x64657273\" "
-        f"{T} -m comment --comment kshock:t/r1 -j DROP",
+        head + "32>>26&0x3C@32>>16@34>>24=0x0 && 32>>26&0x3C@32>>16@35>>24=0x0 && 32>>26&0x3C@32>>16@43=0x76F7264 && "
+        f"32>>26&0x3C@32>>16@46=0x64657273 && {versions} && 32>>26&0x3C@32>>16=0x0:0x7FFF && "
+        f'32>>26&0x3C@32>>16@42>>24=0x2:0x7F" {T} -m comment --comment kshock:t/r1 -j DROP',
         # client id present, transactional id of length len+1 = L: count at 22+n+(L-1)+1
-        head + "32>>26&0x3C@32>>16=0x0:0x7FFF && 32>>26&0x3C@32>>16@34>>24=0x0 && "
-        "32>>26&0x3C@32>>16@35>>24=0x1:0x7F && 32>>26&0x3C@32>>16@35>>24@41>>24=0x2:0x7F && "
-        "32>>26&0x3C@32>>16@35>>24@42=0x76F7264 && 32>>26&0x3C@32>>16@35>>24@45=0x64657273\" "
+        head + "32>>26&0x3C@32>>16@34>>24=0x0 && 32>>26&0x3C@32>>16@35>>24@42=0x76F7264 && "
+        f"32>>26&0x3C@32>>16@35>>24@45=0x64657273 && {versions} && 32>>26&0x3C@32>>16=0x0:0x7FFF && "
+        "32>>26&0x3C@32>>16@35>>24=0x1:0x7F && 32>>26&0x3C@32>>16@35>>24@41>>24=0x2:0x7F\" "
         f"{T} -m comment --comment kshock:t/r1 -j DROP",
         # null client id (0xFFFF): everything at fixed offsets
         head + "32>>26&0x3C@32>>16=0xFFFF && 32>>26&0x3C@34>>24=0x0 && 32>>26&0x3C@35>>24=0x0 && "
-        "32>>26&0x3C@42>>24=0x2:0x7F && 32>>26&0x3C@43=0x76F7264 && 32>>26&0x3C@46=0x64657273\" "
+        f"32>>26&0x3C@43=0x76F7264 && 32>>26&0x3C@46=0x64657273 && {versions} && 32>>26&0x3C@42>>24=0x2:0x7F\" "
         f"{T} -m comment --comment kshock:t/r1 -j DROP",
-        head + "32>>26&0x3C@32>>16=0xFFFF && 32>>26&0x3C@34>>24=0x0 && 32>>26&0x3C@35>>24=0x1:0x7F && "
-        "32>>26&0x3C@35>>24@41>>24=0x2:0x7F && 32>>26&0x3C@35>>24@42=0x76F7264 && "
-        f"32>>26&0x3C@35>>24@45=0x64657273\" {T} -m comment --comment kshock:t/r1 -j DROP",
+        head + "32>>26&0x3C@32>>16=0xFFFF && 32>>26&0x3C@34>>24=0x0 && 32>>26&0x3C@35>>24@42=0x76F7264 && "
+        f"32>>26&0x3C@35>>24@45=0x64657273 && {versions} && 32>>26&0x3C@35>>24=0x1:0x7F && "
+        f"32>>26&0x3C@35>>24@41>>24=0x2:0x7F\" {T} -m comment --comment kshock:t/r1 -j DROP",
     ]
 
 
@@ -130,7 +138,7 @@ def test_syn_only_stall():
 def test_latch_marks_then_acts_on_the_connection():
     text = compile_one("api == Heartbeat", latch=True)
     assert text.splitlines()[2:4] == [
-        f'-A KSHOCK-t -p tcp -m u32 --u32 "{GUARD} && 32>>26&0x3C@24>>16=0xC && 32>>26&0x3C@24&0xFFFF=0x0:0x7F" '
+        f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && 32>>26&0x3C@24>>16=0xC && {SIZE} && 32>>26&0x3C@24&0xFFFF=0x0:0x7F" '
         f"{T} -m comment --comment kshock:t/r1 -j CONNMARK --set-xmark 0x100/0x100",
         f"-A KSHOCK-t -p tcp -m connmark --mark 0x100/0x100 {T} -m comment --comment kshock:t/r1 -j DROP",
     ]
@@ -153,7 +161,7 @@ def test_reset_on_responses_and_loss_with_probability():
     text = compile_one("kind == response and correlation_id == 7", Action("reset"))
     assert text.splitlines()[1:4] == [
         ":KSHOCK-t-r - [0:0]",
-        '-A KSHOCK-t-r -p tcp -m u32 --u32 "0>>24=0x45 && 32>>26&0x3C@20=0x4:0x6400000 && 32>>26&0x3C@24=0x7" '
+        '-A KSHOCK-t-r -p tcp -m u32 --u32 "0>>24=0x45 && 32>>26&0x3C@24=0x7 && 32>>26&0x3C@20=0x4:0x6400000" '
         f"{T} -m comment --comment kshock:t/r1 -j REJECT --reject-with tcp-reset",
         f"-A OUTPUT -p tcp -m tcp --sport 9092 {PAYLOAD} {T} -m comment --comment kshock:t -j KSHOCK-t-r",
     ]
