@@ -960,7 +960,11 @@ class _Compiler:
                                            ("response", group.response, group.response_rules)):
                 if not rules:
                     continue
+                dispatched: list[Chain] = []
+                if direction == "request":  # (a response's word at offset 4 is its correlation id)
+                    rules, dispatched = _dispatch(name, rules, self.expires_at, self.name)
                 chains.append(Chain(name, tuple(rules)))
+                chains += dispatched
                 # When every rule of the chain reads the TCP payload, a segment without payload
                 # (a bare ACK) can match none of them: test that once at the jump, so bare ACKs
                 # never walk the chain (the cost an unaffected client pays for kshock's rules).
@@ -992,6 +996,65 @@ class _Compiler:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+_DISPATCH_CHAIN = 16  # a chain longer than this sends each API's rules to a chain of their own
+_DISPATCH_GROUP = 3  # ... when the API has at least this many (the jump costs a rule itself)
+
+
+def _dispatch(chain: str, rules: list[KernelRule], datestop: str | None,
+              set_name: str) -> tuple[list[KernelRule], list[Chain]]:
+    """A long chain's rules that pin one API key, moved to a chain per key behind one jump.
+
+    Every Kafka packet that enters a chain walks its rules until one acts; with 20 rules on
+    several APIs most of that walk is rules of other APIs. Rules pinned to different API keys
+    read the same word and can never both match a packet, so their relative order does not
+    matter: between two rules that pin no key (which keep their place, in order), the rules of
+    each key go, in their order, into `<chain>-a<key>`, jumped to where the first of them stood
+    when the key is right. What matches, and in which order, is unchanged."""
+    if len(rules) <= _DISPATCH_CHAIN:
+        return rules, []
+    out: list[KernelRule] = []
+    subs: dict[str, list[KernelRule]] = {}
+    run: dict[int, list[KernelRule]] = {}
+
+    def close() -> None:
+        for key, members in run.items():
+            name = f"{chain}-a{key}"
+            if len(members) < _DISPATCH_GROUP or len(name) > _CHAIN_MAX or name in subs:
+                out.extend(members)
+                continue
+            subs[name] = members
+            out.append(KernelRule(name, u32=((U32Test(L.API_AT, ((key, key),), shift=16, field="api_key",
+                                                      note=f"{api_name(key)}: its rules' chain"),),),
+                                  datestop=datestop, comment=f"kshock:{set_name}/api {key}"))
+        run.clear()
+
+    for rule in rules:
+        key = _pinned_api(rule)
+        if key is None or rule.target == "RETURN":
+            close()
+            out.append(rule)
+        else:
+            run.setdefault(key, []).append(rule)
+    close()
+    return out, [Chain(name, tuple(members)) for name, members in subs.items()]
+
+
+def _pinned_api(rule: KernelRule) -> int | None:
+    """The one API key a rule's u32 tests require of the frame (the word at offset 4), or None."""
+    for group in rule.u32:
+        for test in group:
+            if test.offset != L.API_AT or test.hops or not test.ranges:
+                continue
+            if test.shift == 16 and test.mask == 0xFFFFFFFF:
+                keys = {k for low, high in test.ranges for k in (low, high)}
+            elif test.shift == 0 and test.mask == 0xFFFFFFFF:
+                keys = {v >> 16 for low, high in test.ranges for v in (low, high)}
+            else:
+                continue
+            if len(keys) == 1:
+                return keys.pop()
+    return None
 
 def _first_node(lits: list[Lit], name: str, skip_client: bool = False):
     if skip_client and name == "client_id":

@@ -12,6 +12,7 @@ resets conntrack's entry — and its mark — where the real broker never sends 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,3 +84,32 @@ def test_compiled_rules_load_and_kernel_counts_equal_emulator(pair):
                    if any(r.comment.endswith("/" + spec.name) for r in
                           next(c for c in ruleset.chains if c.name == chain).rules[i:i + 1]))
         assert hits > 0, spec.name
+
+
+def test_a_dispatched_rule_set_counts_in_the_kernel_what_the_emulator_says(pair):
+    """A set long enough for compile._dispatch (a chain per API key behind one jump each): the
+    kernel's per-rule counters, sub-chains and dispatch jumps included, equal the emulator's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from test_rules_coverage import many_specs
+
+    sender, receiver = pair
+    specs = [replace(spec, target=Target(direction="forward")) for spec in many_specs()]
+    from kshock.replay import learn_topic_ids
+
+    ruleset = compile_rules(specs, "many", expires_at="2037-12-31T00:00:00",
+                            topic_ids=learn_topic_ids(CAPTURE, [9092]))
+    assert any("-a" in chain.name[len("KSHOCK-many"):] for chain in ruleset.chains)
+    subprocess.run(["ip", "netns", "exec", receiver, "iptables-restore", "--noflush"], input=render_restore(ruleset),
+                   text=True, check=True)
+    packets = [readdress(p, SENDER, FAR) for p in client_packets(CAPTURE, skip_syn=True)]
+    emulator = Emulator(ruleset)
+    for packet in packets:
+        emulator.verdict("FORWARD", packet)
+    expected = {(chain.name, i): emulator.hits.get((chain.name, i), 0)
+                for chain in ruleset.chains for i, _ in enumerate(chain.rules)}
+    send_raw(sender, packets, FAR)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and iptables_counts(receiver) != expected:
+        time.sleep(0.1)
+    assert iptables_counts(receiver) == expected
+    assert sum(n for (chain, _), n in expected.items() if "-a" in chain[len("KSHOCK-many"):]) > 100

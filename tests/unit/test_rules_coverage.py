@@ -196,3 +196,49 @@ def test_chain_prefilters_change_no_hit(capture, text, latch):
         assert fast.verdict(builtin, packet.ip) == plain.verdict(builtin, packet.ip)
     assert fast.hits == plain.hits and sum(fast.hits.values()) > 0
     assert any(p is not None for p in fast._prefilters.values()) or len(ruleset.chains[0].rules) < 3
+
+
+MANY = ['api == Produce and client_id == "rdk-gzip"', 'api == Fetch and topic in {"orders", "payments"}',
+        'api == Produce and topic == "metrics-zstd" and client_id == "rdk-zstd"',
+        'not client_id == "kp-orders" and api == Produce', "api == Metadata and correlation_id < 3",
+        'api == Fetch and client_id == "kp-audit"', 'api == Produce and client_id == "nobody-here"',
+        'api == JoinGroup and client_id == "nobody-here"', "api == Metadata and correlation_id == 99999",
+        'api == Fetch and topic == "no-such-topic" and api_version < 13']
+
+
+def many_specs() -> list[RuleSpec]:
+    return [RuleSpec(f"m{i}", parse_condition(text), Action(("drop", "reset")[i % 2]), Target(ports=(PORT,)))
+            for i, text in enumerate(MANY)]
+
+
+def test_a_long_chain_sends_each_apis_rules_to_a_chain_of_their_own_and_matches_the_same(monkeypatch):
+    """compile._dispatch: rules pinned to one API key move behind one jump per key; every packet
+    of lab-mixed meets the same verdict, and every spec's action rules the same hits, as in the
+    chain compiled without it."""
+    from kshock.rules import compile as compiler
+
+    loaded = load("mixed")
+    dispatched = compile_rules(many_specs(), "many", expires_at=None, topic_ids=loaded.topic_ids)
+    monkeypatch.setattr(compiler, "_DISPATCH_CHAIN", 10**6)
+    plain = compile_rules(many_specs(), "many", expires_at=None, topic_ids=loaded.topic_ids)
+    monkeypatch.undo()
+    per_api = [c.name for c in dispatched.chains if "-a" in c.name[len("KSHOCK-many"):]]
+    assert len(per_api) >= 2 and len(plain.chains) == 1, [c.name for c in dispatched.chains]
+    main = dispatched.chains[0]
+    assert len(main.rules) < len(plain.chains[0].rules)  # the Produce packets' walk is shorter
+    fast, slow = Emulator(dispatched), Emulator(plain)
+    for packet in loaded.packets:
+        builtin = "INPUT" if packet.to_broker else "OUTPUT"
+        assert fast.verdict(builtin, packet.ip) == slow.verdict(builtin, packet.ip), packet.number
+
+    def per_spec(ruleset, emulator):
+        totals: dict[str, int] = {}
+        for chain in ruleset.chains:
+            for index, rule in enumerate(chain.rules):
+                if rule.target in ("DROP", "REJECT"):
+                    name = rule.comment.split("/")[-1]
+                    totals[name] = totals.get(name, 0) + emulator.hits.get((chain.name, index), 0)
+        return totals
+
+    assert per_spec(dispatched, fast) == per_spec(plain, slow)
+    assert sum(per_spec(plain, slow).values()) > 100
