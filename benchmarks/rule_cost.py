@@ -9,7 +9,7 @@ leads nowhere, with and without the 20-rule set of benchmarks/apply.py in the fo
 namespace's FORWARD chain (the rules' target direction: forward). The CPU time the whole
 machine spends (/proc/stat, all CPUs) is compared per packet; runs alternate.
 
-    sudo .venv/bin/python benchmarks/rule_cost.py [--pcap flood.pcap] [--packets 300000] [--rounds 3]
+    sudo .venv/bin/python benchmarks/rule_cost.py [--pcap flood.pcap] [--packets 300000] [--rounds 3] [--as-file]
 
 Prints microseconds of CPU per packet without and with the rules, the difference, and what
 that difference is at the flood's rate. Namespaces are always removed.
@@ -36,7 +36,7 @@ from apply import twenty_rules  # noqa: E402
 
 from kshock.capture import CaptureReader  # noqa: E402
 from kshock.rules.compile import compile_rules  # noqa: E402
-from kshock.rules.render import render_restore  # noqa: E402
+from kshock.rules.render import render_restore_many  # noqa: E402
 from kshock.rules.spec import Target  # noqa: E402
 
 SENDER, RECEIVER, FAR = "198.19.241.1", "198.19.241.2", "198.19.240.9"
@@ -139,6 +139,8 @@ def main() -> int:
     parser.add_argument("--packets", type=int, default=300_000, help="packets per run (default 300000)")
     parser.add_argument("--rounds", type=int, default=3, help="runs without and with the rules (default 3)")
     parser.add_argument("--rate", type=float, default=9000, help="Produce packets/s to express the cost at")
+    parser.add_argument("--as-file", action="store_true", help="load the 20 rules as `kshock apply FILE` does: one "
+                        "fault (rule set, chain, jump) per rule, instead of one rule set")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("benchmarks/rule_cost.py: needs root (namespaces, iptables)", file=sys.stderr)
@@ -154,9 +156,11 @@ def main() -> int:
             print(f"no Kafka packets with payload to port 9092 in {pcap}", file=sys.stderr)
             return 2
         specs = [replace(spec, target=Target(direction="forward")) for spec in twenty_rules()]
-        ruleset = compile_rules(specs, "cost20", expires_at=time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                                          time.gmtime(time.time() + 3600)))
-        kernel_rules = sum(len(chain.rules) for chain in ruleset.chains) + len(ruleset.jumps)
+        stop = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3600))
+        rulesets = [compile_rules([spec], spec.name, expires_at=stop) for spec in specs] if args.as_file \
+            else [compile_rules(specs, "cost20", expires_at=stop)]
+        kernel_rules = sum(len(chain.rules) for rs in rulesets for chain in rs.chains) + \
+            sum(len(rs.jumps) for rs in rulesets)
         a, b = make_pair(f"kscost{os.getpid() % 10000}")
         try:
             per_packet: dict[str, list[float]] = {"without": [], "with": []}
@@ -164,7 +168,7 @@ def main() -> int:
             for _ in range(args.rounds):
                 for loaded in (False, True):
                     if loaded:
-                        netns(b, "iptables-restore", "--noflush", input=render_restore(ruleset))
+                        netns(b, "iptables-restore", "--noflush", input=render_restore_many(rulesets))
                     before = forwarded(b)
                     cpu, wall = send(a, packets, args.packets)
                     passed = forwarded(b) - before
@@ -177,7 +181,9 @@ def main() -> int:
                         netns(b, "iptables", "-X")
             without, with_rules = statistics.median(per_packet["without"]), statistics.median(per_packet["with"])
             cost = with_rules - without
-            print(f"{len(packets):,} client -> broker packets of {pcap.name} (Produce requests), sent round and round, "
+            print(("20 faults, one per rule (as `kshock apply FILE` loads a file); " if args.as_file else
+                   "one 20-rule set; ") +
+                  f"{len(packets):,} client -> broker packets of {pcap.name} (Produce requests), sent round and round, "
                   f"{args.packets:,} a run, {args.rounds} runs each way:")
             print(f"  no rules                 {'  '.join(f'{x:5.2f}' for x in per_packet['without'])} "
                   f"us CPU/packet   median {without:5.2f}")
