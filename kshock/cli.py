@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply_.add_argument("--dry-run", action="store_true", help="print the rules that would be loaded; change nothing")
     apply_.add_argument("--hold", action="store_true", help="stay in the foreground with a countdown; revert on exit or Ctrl-C")
     apply_.add_argument("--force", action="store_true", help="apply even if the rules would cut this SSH session")
+    apply_.add_argument("--set-name", metavar="NAME",
+                        help="apply a rule file as ONE fault named NAME (one rule set, reverted together; rules of "
+                        "different APIs get a chain each, which costs unaffected traffic less); its rules share one "
+                        "duration (give --duration if they differ). Default: one fault per rule, each revertable")
     apply_.set_defaults(handler=_lazy("kshock.apply.commands", "apply"))
 
     revert_ = commands.add_parser("revert", help="remove faults (all of kshock's chains with --all)",
@@ -308,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.USAGE
     try:
         return int(handler(args))
+    except BrokenPipeError:  # `kshock ... | head`: the reader has seen enough
+        _silence_stdout()
+        return ExitStatus.OK
     except UserError as error:
         if args.traceback:
             raise

@@ -51,6 +51,21 @@ def specs_from_args(args: argparse.Namespace) -> list[RuleSpec]:
     return specs
 
 
+def _faults_of(specs: list[RuleSpec], set_name: str | None) -> list[tuple[str, list[RuleSpec]]]:
+    """(fault name, its rules): one fault per rule, or with --set-name the whole file as one
+    rule set (one chain, a chain per API behind it: cheaper for traffic it does not touch)."""
+    if not set_name:
+        return [(spec.name, [spec]) for spec in specs]
+    durations = sorted({spec.duration_s for spec in specs})
+    if len(durations) > 1:
+        from kshock.apply.faults import human_duration
+
+        raise UserError(f"the rules of one set end together, and these have durations "
+                        f"{', '.join(human_duration(d) for d in durations)}",
+                        "give one --duration for all of them, or apply without --set-name (a fault per rule)")
+    return [(set_name, list(specs))]
+
+
 def _replace(spec: RuleSpec, **changes) -> RuleSpec:
     import dataclasses
 
@@ -66,22 +81,24 @@ def apply(args: argparse.Namespace) -> int:
     scope = resolve_scope(args.netns, args.pid)
     now = time.time()
     plans = []
-    for spec in specs:
-        expires = faults.kernel_end(now + spec.duration_s)  # what kshock records as the end
-        ruleset = compile_rules([spec], spec.name, expires_at=_utc(now + spec.duration_s))
+    for name, members in _faults_of(specs, getattr(args, "set_name", None)):
+        duration = members[0].duration_s
+        expires = faults.kernel_end(now + duration)  # what kshock records as the end
+        ruleset = compile_rules(members, name, expires_at=_utc(now + duration))
         if scope.name is None and scope.pid is None and not args.force and cuts_ssh(ruleset, os.environ.get("SSH_CONNECTION")):
-            raise UserError(f"rule {spec.name!r} would cut this SSH session",
+            raise UserError(f"rule {name!r} would cut this SSH session",
                             "narrow its target (port, host), apply it in a namespace, or add --force")
-        plans.append((spec, ruleset, expires))
+        plans.append((members, ruleset, expires))
     if args.dry_run:
-        for spec, ruleset, _ in plans:
-            print(f"# {spec.name}: {spec.action} for {spec.duration_s:g} s in {scope.describe()} — would load:")
+        for members, ruleset, _ in plans:
+            print(f"# {ruleset.name}: {', '.join(sorted({str(m.action) for m in members}))} for "
+                  f"{members[0].duration_s:g} s in {scope.describe()} — would load:")
             print(render_restore(ruleset), end="")
             if ruleset.traffic_control:
                 from kshock.apply import tc
 
                 for control in ruleset.traffic_control:
-                    interface = control.interface or tc.resolve_interface(scope, spec.target.host)
+                    interface = control.interface or tc.resolve_interface(scope, members[0].target.host)
                     print(f"# and in {scope.describe()}, as pyroute2 netlink requests equivalent to:")
                     print("\n".join(tc.render(tc.plan_from(control, interface))))
             for warning in ruleset.warnings:
@@ -89,16 +106,18 @@ def apply(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     netns.require_root("kshock apply")
     faults.collect_expired()
-    # every rule of the file in one iptables-restore run: all of them are in, or none
-    applied = faults.install_many([faults.Planned(ruleset, expires, faults.summary_of(spec, ruleset),
-                                                  host=spec.target.host) for spec, ruleset, expires in plans], scope)
-    for (spec, ruleset, expires), record in zip(plans, applied):
+    # every fault of the command in one iptables-restore run: all of them are in, or none
+    applied = faults.install_many([faults.Planned(ruleset, expires, faults.summary_of(members, ruleset),
+                                                  host=members[0].target.host) for members, ruleset, expires in plans],
+                                  scope)
+    for (members, ruleset, expires), record in zip(plans, applied):
         for warning in ruleset.warnings:
             print(f"kshock: warning: {warning}", file=sys.stderr)
-        print(f"fault {spec.name} active in {scope.describe()} until {_utc(expires - 1)} UTC "
-              f"({_human(spec.duration_s)}): {spec.action} {record.summary['match']} on {record.summary['target']}; "
-              f"{record.summary['rules']} rules in {', '.join(ruleset.chain_names)}"
-              + (f"; {', '.join(record.summary['tc'])}" if record.tc else ""))
+        summary = record.summary
+        print(f"fault {ruleset.name} active in {scope.describe()} until {_utc(expires - 1)} UTC "
+              f"({_human(members[0].duration_s)}): {summary['action']} {summary['match']} on {summary['target']}; "
+              f"{summary['rules']} rules in {', '.join(ruleset.chain_names)}"
+              + (f"; {', '.join(summary['tc'])}" if record.tc else ""))
     if not args.hold:
         print(f"  revert: kshock revert {' '.join(r.name for r in applied)}"
               + (f" --netns {scope.name}" if scope.name else f" --pid {scope.pid}" if scope.pid else ""))

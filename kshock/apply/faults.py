@@ -65,9 +65,16 @@ def human_duration(seconds: float) -> str:
     return f"{seconds}s"
 
 
-def summary_of(spec: RuleSpec, ruleset: RuleSet) -> dict:
-    """What `status` shows of a fault: its match, action, target and number of kernel rules."""
-    return {"match": spec.match_text, "action": str(spec.action), "target": str(spec.target),
+def summary_of(specs: RuleSpec | list[RuleSpec], ruleset: RuleSet) -> dict:
+    """What `status` shows of a fault: its match, action, target and number of kernel rules
+    (for a fault of several rules, each rule's name and match)."""
+    specs = specs if isinstance(specs, list) else [specs]
+    if len(specs) == 1:
+        match = specs[0].match_text
+    else:
+        match = f"{len(specs)} rules: " + "; ".join(f"{spec.name}: {spec.match_text}" for spec in specs)
+    return {"match": match, "action": ", ".join(dict.fromkeys(str(spec.action) for spec in specs)),
+            "target": ", ".join(dict.fromkeys(str(spec.target) for spec in specs)),
             "rules": sum(len(chain.rules) for chain in ruleset.chains)}
 
 

@@ -380,3 +380,25 @@ def test_a_rule_file_goes_in_whole_or_not_at_all(faults, tmp_path):
     assert result.returncode == 1 and "sch_netem" in result.stderr
     assert "KSHOCK-g" not in _netns(faults.clients["c1"], "iptables-save").stdout
     assert not {"g-drop", "g-delay"} & {e["name"] for e in json.loads(kshock("status", "--json", check=True).stdout)}
+
+
+def test_a_rule_file_as_one_set_is_one_fault(faults, tmp_path):
+    broker = faults.broker
+    rules = tmp_path / "trio.yaml"
+    rules.write_text("rules:\n"
+                     "  - {name: s-drop, match: 'client_id == \"s-drop\"', action: drop, target: {port: 9092}}\n"
+                     "  - {name: s-reset, match: 'client_id == \"s-reset\"', action: reset, target: {port: 9092}}\n"
+                     "  - {name: s-fetch, match: 'api == Fetch', action: drop, target: {port: 9092}, duration: 1m}\n")
+    differ = kshock("apply", str(rules), "--set-name", "trio", "--netns", broker)
+    assert differ.returncode == 2 and "durations 1m00s, 5m00s" in differ.stderr  # nothing applied
+    assert "KSHOCK" not in _netns(broker, "iptables-save").stdout
+    applied = kshock("apply", str(rules), "--set-name", "trio", "--duration", "2m", "--netns", broker)
+    assert applied.returncode == 0, applied.stderr
+    assert [line.split()[1] for line in applied.stdout.splitlines() if line.startswith("fault ")] == ["trio"]
+    (entry,) = [e for e in json.loads(kshock("status", "--json", check=True).stdout) if e["name"] == "trio"]
+    assert entry["summary"]["match"].startswith("3 rules: s-drop: client_id == \"s-drop\"; s-reset: ")
+    assert faults.probe("c1", "s-drop", timeout_s=1.0)["result"] == "timeout"  # each rule of the set acts
+    assert faults.probe("c2", "s-reset")["result"] in ("ConnectionResetError", "closed")
+    assert faults.probe("c3", "someone-else")["result"] == "response"
+    assert kshock("revert", "trio", "--netns", broker, check=True).stdout.strip() == "reverted: trio"
+    assert "KSHOCK" not in _netns(broker, "iptables-save").stdout
