@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from apply import twenty_rules  # noqa: E402
 
 from kshock.capture import CaptureReader  # noqa: E402
+from kshock.replay_kernel import fix_tcp_checksum  # noqa: E402
 from kshock.rules.compile import compile_rules  # noqa: E402
 from kshock.rules.render import render_restore_many  # noqa: E402
 from kshock.rules.spec import Target  # noqa: E402
@@ -90,16 +91,9 @@ def client_packets(pcap: Path, port: int = 9092) -> list[bytes]:
 
 
 def readdress(ip: bytes) -> bytes:
+    """SENDER -> FAR, with the TCP checksum to match (the kernel fills in the IP header's)."""
     ihl = (ip[0] & 15) * 4
-    src, dst = socket.inet_aton(SENDER), socket.inet_aton(FAR)
-    tcp = bytearray(ip[ihl:])
-    tcp[16:18] = b"\0\0"
-    data = src + dst + struct.pack(">BBH", 0, 6, len(tcp)) + bytes(tcp) + (b"\0" if len(tcp) % 2 else b"")
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    tcp[16:18] = struct.pack(">H", ~total & 0xFFFF)
-    return ip[:12] + src + dst + ip[20:ihl] + bytes(tcp)
+    return fix_tcp_checksum(ip[:12] + socket.inet_aton(SENDER) + socket.inet_aton(FAR) + ip[20:ihl] + ip[ihl:])
 
 
 def busy_seconds() -> float:

@@ -91,16 +91,9 @@ def client_packets(capture: Path, skip_syn: bool, port: int = 9092) -> list[byte
 def readdress(packet: bytes, source: str, destination: str) -> bytes:
     """New addresses, and a TCP checksum to match: conntrack drops a segment with a bad
     checksum as INVALID, and a connection mark needs a conntrack entry."""
-    ihl = (packet[0] & 15) * 4
-    src, dst = socket.inet_aton(source), socket.inet_aton(destination)
-    tcp = bytearray(packet[ihl:])
-    tcp[16:18] = b"\0\0"
-    data = src + dst + struct.pack(">BBH", 0, 6, len(tcp)) + bytes(tcp) + (b"\0" if len(tcp) % 2 else b"")
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    tcp[16:18] = struct.pack(">H", ~total & 0xFFFF)
-    return packet[:12] + src + dst + packet[20:ihl] + bytes(tcp)
+    from kshock.replay_kernel import fix_tcp_checksum
+
+    return fix_tcp_checksum(packet[:12] + socket.inet_aton(source) + socket.inet_aton(destination) + packet[20:])
 
 
 def send_raw(namespace: str, packets: list[bytes], destination: str) -> None:
