@@ -10,7 +10,10 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 setup(ext_modules=cythonize(
-    [Extension("kshock.wire._lane", ["kshock/wire/_lane.pyx"], optional=True)],
+    # -ffp-contract=off: a pcap timestamp is sec + frac * unit rounded twice, as Python rounds it;
+    # a fused multiply-add (GCC's default on aarch64) would round once and differ in the last bit
+    [Extension("kshock.wire._lane", ["kshock/wire/_lane.pyx"], optional=True,
+               extra_compile_args=["-ffp-contract=off"])],
     compiler_directives={"language_level": 3},
     quiet=True,
 ))

@@ -68,8 +68,11 @@ class DecodeRun:
             if layout is not None:  # a classic pcap: the lane reads its records in place
                 from kshock.wire._lane import run_pcap
 
-                shown, pos, records = run_pcap(lane, *layout, sniffer.feed, encode, write, KafkaFrame)
-                del layout  # (the mapped file closes only when nothing points into it)
+                try:
+                    shown, pos, records = run_pcap(lane, *layout, sniffer.feed, encode, write, KafkaFrame)
+                finally:
+                    reader.packets = lane.records_read  # (what was read, also when writing failed)
+                    del layout  # (the mapped file closes only when nothing points into it)
                 self.shown += shown
                 packets = reader.resume(pos, records)
             self.shown += lane.run(packets, sniffer.feed, sniffer.finish, encode, write, KafkaFrame)

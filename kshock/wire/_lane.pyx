@@ -107,6 +107,7 @@ cdef class _Lane:
     cdef long long packets, segments, frames, requests, responses, next_expire
     cdef object last_ts
     cdef public long long made  # frames this lane made (the rest came from the Python path)
+    cdef public long long records_read  # pcap records run_pcap has read (also when it raised)
     # what _take found, for the output
     cdef _Refs found_refs
     cdef tuple found_shape
@@ -396,12 +397,14 @@ cdef class JsonLane(_Lane):
         number of lines."""
         cdef list chunk = []
         cdef Py_ssize_t shown = 0
-        cdef bytes raw
         self.sync()
         try:
             for ts, linktype, raw in packets:
-                shown += self._packet(ts, linktype, <const unsigned char*>PyBytes_AS_STRING(raw),
-                                      PyBytes_GET_SIZE(raw), raw, feed, encode, chunk, frame_type)
+                if type(raw) is bytes:
+                    shown += self._packet(ts, linktype, <const unsigned char*>PyBytes_AS_STRING(raw),
+                                          PyBytes_GET_SIZE(raw), raw, feed, encode, chunk, frame_type)
+                else:  # (bytearray, memoryview: the Python sniffer takes them as they are)
+                    shown += self._general(ts, linktype, raw, feed, encode, chunk, frame_type)
                 chunk = _spill(chunk, write, 256)
         finally:
             self.flush()
@@ -412,11 +415,11 @@ cdef class JsonLane(_Lane):
         _spill(chunk, write, 1)
         return shown
 
-    cdef Py_ssize_t _packet(self, ts, int linktype, const unsigned char* p, Py_ssize_t length, bytes raw, feed,
+    cdef Py_ssize_t _packet(self, ts, linktype, const unsigned char* p, Py_ssize_t length, raw, feed,
                             encode, list chunk, frame_type) except -1:
         """One packet's lines into `chunk` (the lane's, or the Python sniffer's); how many.
         `raw`: the packet as bytes, or None (made only if the Python sniffer needs it)."""
-        line = self.line(ts, linktype, p, length)
+        line = self.line(ts, _ethernet(linktype), p, length)
         if line is None:
             if raw is None:
                 raw = PyBytes_FromStringAndSize(<const char*>p, length)
@@ -426,18 +429,25 @@ cdef class JsonLane(_Lane):
             return 1
         return 0
 
-    cdef Py_ssize_t _general(self, ts, int linktype, bytes raw, feed, encode, list chunk, frame_type) except -1:
+    cdef Py_ssize_t _general(self, ts, linktype, raw, feed, encode, list chunk, frame_type) except -1:
         """A packet the lane did not take: the Python sniffer's events, encoded into `chunk`
-        (the counters written back first, read again after)."""
+        (the counters written back first and read again after, also when the sniffer raises)."""
         cdef Py_ssize_t n = 0
         self.flush()
-        events = feed(ts, linktype, raw)
-        self.sync()
+        try:
+            events = feed(ts, linktype, raw)
+        finally:
+            self.sync()
         for event in events:
             if isinstance(event, frame_type):
                 chunk.append(encode(event))
                 n += 1
         return n
+
+
+cdef inline int _ethernet(object linktype):
+    """1 for Ethernet (the one link type the lane reads), else 0; never overflows a C int."""
+    return 1 if type(linktype) is int and linktype == 1 else 0
 
 
 cdef list _spill(list chunk, write, Py_ssize_t at_least):
@@ -459,11 +469,13 @@ cdef class FrameLane(_Lane):
         self.new_request = new_request
         self.new_response = new_response
 
-    def feed(self, object ts, int linktype, bytes raw):
+    def feed(self, object ts, object linktype, bytes raw):
         """A list of the packet's events ([] for a bare ACK, [frame] for a frame), or None."""
         cdef int taken
+        if _ethernet(linktype) == 0:
+            return None
         self.sync()
-        taken = self._take(ts, linktype, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+        taken = self._take(ts, 1, <const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
         if taken == NOT_TAKEN:
             return None
         self.flush()
@@ -500,6 +512,7 @@ def run_pcap(JsonLane lane, data, Py_ssize_t pos, bint little, double unit, int 
     cdef list chunk = []
     cdef Py_ssize_t shown = 0
     cdef const unsigned char* h
+    lane.records_read = 0
     lane.sync()
     try:
         while pos + 16 <= end:
@@ -513,7 +526,8 @@ def run_pcap(JsonLane lane, data, Py_ssize_t pos, bint little, double unit, int 
                 break
             pos = start + incl
             records += 1
-            ts = PyFloat_FromDouble(<double>sec + <double>frac * unit)
+            lane.records_read = records
+            ts = PyFloat_FromDouble(<double>sec + <double>frac * unit)  # (no fused multiply-add: setup.py)
             shown += lane._packet(ts, linktype, base + start, incl, None, feed, encode, chunk, frame_type)
             chunk = _spill(chunk, write, 256)
     finally:

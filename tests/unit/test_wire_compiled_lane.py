@@ -190,3 +190,60 @@ def test_round3_near_half_way(thousandths, nudge):
 def test_round3_odd_values():
     for x in (0.0, -0.0, -0.0001, 0.0005, -0.0005, 0.0015, 2.675, 1e12, -1e12, 1e15 + 0.5, 5e-324, 1.7e308):
         assert struct.pack("<d", lane_module().round3(x)) == struct.pack("<d", round(x, 3)), x
+
+
+# -- what a review of the lane found (each failed before its fix) ------------------------------
+
+def _conversation_with(last: tuple) -> list:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_wire_lanes import produce, produce_response
+    from wire_helpers import conversation
+
+    packets = conversation([(produce(9, cid), produce_response(9, cid)) for cid in range(4)], close=False)
+    return packets + [last]
+
+
+def test_a_sniffer_that_raises_leaves_the_counters_it_made():
+    """The lane keeps counters in C between Python calls; when the Python sniffer raises on a
+    packet the lane declined (here ts=None), its counters must not be written back over it."""
+    from wire_helpers import BROKER, CLIENT, eth_packet
+    from kshock.wire.model import ACK, FIN, JsonLineEncoder, KafkaFrame
+    from kshock.wire.sniffer import Sniffer
+
+    packets = _conversation_with((None, 1, eth_packet(CLIENT, BROKER, 999_999, 0, FIN | ACK)))
+    pure, compiled = Sniffer((9092,), compiled=False), Sniffer((9092,))
+    with pytest.raises(TypeError):
+        for ts, linktype, raw in packets:
+            pure.feed(ts, linktype, raw)
+    with pytest.raises(TypeError):
+        lane_module().JsonLane(compiled).run(iter(packets), compiled.feed, compiled.finish,
+                                             JsonLineEncoder().encode, lambda _: None, KafkaFrame)
+    assert compiled.stats == pure.stats and compiled.stats.packets == len(packets)
+
+
+@pytest.mark.parametrize("linktype", [2**31, 2**40, -2**70, 1.0, True])
+def test_any_link_type_value_is_what_the_python_sniffer_makes_of_it(linktype):
+    from wire_helpers import BROKER, CLIENT, eth_packet
+    from kshock.wire.model import ACK
+    from kshock.wire.sniffer import Sniffer
+
+    packets = _conversation_with((1.0, linktype, eth_packet(CLIENT, BROKER, 5, 0, ACK)))
+    pure, compiled = Sniffer((9092,), compiled=False), Sniffer((9092,))
+    assert [pure.feed(*p) for p in packets] == [compiled.feed(*p) for p in packets]
+    assert compiled.stats == pure.stats
+
+
+def test_a_write_that_fails_mid_pcap_leaves_the_packet_count_true():
+    run = open_run(str(ROOT / "captures" / "lab-mixed.pcap"), [9092])
+    written = []
+
+    def write(text: str) -> None:
+        if written:
+            raise BrokenPipeError
+        written.append(text)
+
+    with pytest.raises(BrokenPipeError):
+        run.write_json(write)
+    assert run.packets == run.sniffer.stats.packets > 0
