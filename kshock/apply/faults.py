@@ -213,7 +213,7 @@ def remove_many(faults: list[FaultRecord]) -> list[str]:
             for record in group:
                 forget(record)
             if not records(scope):
-                _created_path(scope).unlink(missing_ok=True)
+                _forget_created(scope)
             continue
         backend = netfilter.detect_backend()
         tables: dict[str, set[str]] = {}
@@ -271,6 +271,12 @@ def _drop_created(backend: netfilter.Backend, scope: Scope) -> None:
     if left:
         path.write_text("\n".join(sorted(left)) + "\n")
         return
+    _forget_created(scope)
+
+
+def _forget_created(scope: Scope) -> None:
+    """The note of tables kshock created goes, and the scope's state folder once it is empty."""
+    path = _created_path(scope)
     path.unlink(missing_ok=True)
     try:
         path.parent.rmdir()
