@@ -31,9 +31,8 @@ from kshock.rules.coverage import (
     RuleTally,
     action_rules,
     Intent,
-    ipv4_packet,
+    kafka_tcp,
     tally_coverage,
-    tcp_ports,
     trigger_notes,
 )
 from kshock.rules.kernel import RuleSet
@@ -231,19 +230,10 @@ def replay(capture: str | os.PathLike, specs: Sequence[RuleSpec], ports: Iterabl
                         for keep, intent in intents:
                             if keep(event):
                                 intent.append(event.packets)
-            packet = ipv4_packet(linktype, raw)
-            if packet is None:
+            found = kafka_tcp(linktype, raw, port_set)
+            if found is None:
                 continue
-            tcp = tcp_ports(packet)
-            if tcp is None:
-                continue
-            sport, dport, seq, payload = tcp
-            if dport in port_set:
-                toward = True
-            elif sport in port_set:
-                toward = False
-            else:
-                continue
+            packet, (sport, dport, seq, payload), toward = found
             emulated += 1
             active = toward_views if toward else back_views
             if not active:  # no kshock jump in the chain this packet enters

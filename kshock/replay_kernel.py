@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 from kshock.capture import CaptureReader
 from kshock.errors import OperationFailed, UserError
-from kshock.rules.coverage import ipv4_packet, tcp_ports
+from kshock.rules.coverage import kafka_tcp
 from kshock.rules.kernel import RuleSet
 from kshock.rules.render import render_restore
 
@@ -111,17 +111,10 @@ def kafka_packets(capture: str, ports) -> Iterator[Replayed]:
     reader = CaptureReader(capture)
     try:
         for number, (_, linktype, raw) in enumerate(reader, 1):
-            packet = ipv4_packet(linktype, raw)
-            if packet is None:
-                continue
-            tcp = tcp_ports(packet)
-            if tcp is None:
-                continue
-            sport, dport = tcp[0], tcp[1]
-            if dport in port_set:
-                yield Replayed(number, bytes(packet), True)
-            elif sport in port_set:
-                yield Replayed(number, bytes(packet), False)
+            found = kafka_tcp(linktype, raw, port_set)
+            if found is not None:
+                packet, _, toward = found
+                yield Replayed(number, bytes(packet), toward)
     finally:
         reader.close()
 

@@ -58,10 +58,8 @@ def _faults_of(specs: list[RuleSpec], set_name: str | None) -> list[tuple[str, l
         return [(spec.name, [spec]) for spec in specs]
     durations = sorted({spec.duration_s for spec in specs})
     if len(durations) > 1:
-        from kshock.apply.faults import human_duration
-
         raise UserError(f"the rules of one set end together, and these have durations "
-                        f"{', '.join(human_duration(d) for d in durations)}",
+                        f"{', '.join(_human(d) for d in durations)}",
                         "give one --duration for all of them, or apply without --set-name (a fault per rule)")
     return [(set_name, list(specs))]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -233,6 +233,22 @@ def tcp_ports(packet: bytes) -> tuple[int, int, int, int] | None:
     return sport, dport, seq, max(0, payload)
 
 
+def kafka_tcp(linktype: int, raw: bytes, ports: Collection[int]) -> tuple[bytes, tuple, bool] | None:
+    """(the IPv4 packet, tcp_ports' fields, toward a Kafka port?) of a captured frame to or
+    from one of `ports`, or None: the packets replay walks through the rules."""
+    packet = ipv4_packet(linktype, raw)
+    if packet is None:
+        return None
+    tcp = tcp_ports(packet)
+    if tcp is None:
+        return None
+    if tcp[1] in ports:
+        return packet, tcp, True
+    if tcp[0] in ports:
+        return packet, tcp, False
+    return None
+
+
 # -- the bookkeeping -------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -362,5 +378,5 @@ def trigger_notes(spec: RuleSpec) -> tuple[str, ...]:
     return tuple(notes)
 
 
-__all__ = ["PERSPECTIVES", "RecordingEmulator", "RuleCoverage", "RuleTally", "action_rules", "intent_condition",
+__all__ = ["PERSPECTIVES", "RecordingEmulator", "kafka_tcp", "RuleCoverage", "RuleTally", "action_rules", "intent_condition",
            "ipv4_packet", "tally_coverage", "tcp_ports"]

@@ -313,8 +313,6 @@ class Emulator:
         if depth > 8:
             raise ValueError("chain nesting too deep")
         chains = self._chains
-        hits = self.hits
-        matched = self.matched
         prefilter = self._prefilters[name]
         skip_u32 = prefilter is not None and not prefilter(packet.raw)
         for entry in chains[name]:
@@ -325,9 +323,7 @@ class Emulator:
                 if not self._stateful(rule, key, packet):
                     continue
             else:
-                hits[key] = hits.get(key, 0) + 1
-                if matched is not None:
-                    matched.append(key)
+                self._hit(key)
             target = rule.target
             if target == "RETURN":
                 return None
@@ -359,9 +355,7 @@ class Emulator:
             return False
         if stateful:
             return self._stateful(rule, key, packet)
-        self.hits[key] = self.hits.get(key, 0) + 1
-        if self.matched is not None:
-            self.matched.append(key)
+        self._hit(key)
         return True
 
     def _stateful(self, rule: KernelRule, key: tuple[str, int], packet: PacketView) -> bool:
@@ -379,10 +373,14 @@ class Emulator:
             if count % every != start:
                 return False
         # statistic random is a coin the kernel tosses: the emulator counts every candidate.
+        self._hit(key)
+        return True
+
+    def _hit(self, key: tuple[str, int]) -> None:
+        """A rule matched: count it (and list it, for the RecordingEmulator)."""
         self.hits[key] = self.hits.get(key, 0) + 1
         if self.matched is not None:
             self.matched.append(key)
-        return True
 
 
 def _entry(rule: KernelRule, key: tuple[str, int]) -> tuple:

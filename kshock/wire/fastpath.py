@@ -428,21 +428,17 @@ def produce_request_index_at(data: bytes, pos: int, version: int) -> int | None:
     if version >= 3:
         r.skip_string()  # transactional_id
     r.skip(6)  # acks, timeout_ms
-    if r.array_length() != 1:
-        return None
-    if version >= _TOPIC_ID_FROM:
-        r.skip(16)
-    else:
-        r.skip_string()
-    if r.array_length() != 1:
-        return None
-    return r.pos
+    return _one_topic_one_partition(r, version)
 
 
 def produce_response_index_at(data: bytes, pos: int, version: int) -> int | None:
     """Offset of the partition index of a one-topic, one-partition Produce response whose
     body starts at `pos`, or None."""
-    r = _Reader(data, pos, version >= _PRODUCE_FLEX)
+    return _one_topic_one_partition(_Reader(data, pos, version >= _PRODUCE_FLEX), version)
+
+
+def _one_topic_one_partition(r: _Reader, version: int) -> int | None:
+    """From a Produce topics array: where the one partition of the one topic starts, or None."""
     if r.array_length() != 1:
         return None
     if version >= _TOPIC_ID_FROM:
