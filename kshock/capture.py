@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from struct import Struct
 
 from kshock.errors import UserError
+from kshock.inputs import open_capture
 
 _MAX_RECORD = 256 * 1024 * 1024  # a record this large means a corrupt header
 _PCAP_MAGICS = {
@@ -44,15 +45,18 @@ class CaptureReader:
         self.path = os.fspath(path)
         self.problem: str | None = None
         self.packets = 0
+        self._data: bytes | mmap.mmap = b""
         try:
-            with open(self.path, "rb") as f:
+            f = open_capture(self.path)  # a regular file: never a pipe or /dev/zero read whole
+        except UserError as exc:
+            raise CaptureError(exc.message, exc.hint) from None
+        with f:
+            if os.fstat(f.fileno()).st_size:  # (an empty file cannot be mapped: it stays b"")
                 try:
-                    self._data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                except (ValueError, OSError):  # empty file, pipe, special file
-                    self._data = f.read()
-        except OSError as exc:
-            raise CaptureError(f"cannot read {self.path}: {exc.strerror or exc}",
-                               "check the path and its permissions") from exc
+                    self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                except (ValueError, OSError) as exc:
+                    raise CaptureError(f"cannot map {self.path} into memory: {getattr(exc, 'strerror', None) or exc}",
+                                       "copy the capture to an ordinary file system and try again") from None
         head = bytes(self._data[:4])
         if head in _PCAP_MAGICS:
             self.format = "pcap"
@@ -202,7 +206,7 @@ def read_with_scapy(path: str | os.PathLike) -> Iterator[Packet]:
     """The same through scapy's raw readers (slower; for cross-checking the lean reader)."""
     from scapy.utils import RawPcapNgReader, RawPcapReader, PcapReader_metaclass  # noqa: F401
 
-    with open(path, "rb") as f:
+    with open_capture(path) as f:
         magic = f.read(4)
     if magic == _PCAPNG_SHB:
         reader = RawPcapNgReader(os.fspath(path))

@@ -224,12 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     apply_.set_defaults(handler=_lazy("kshock.apply.commands", "apply"))
 
     revert_ = commands.add_parser("revert", help="remove faults (all of kshock's chains with --all)",
-                                  description="Remove a fault by name, or every fault with --all (which also removes "
-                                  "kshock chains left behind by crashed runs).")
-    revert_.add_argument("name", nargs="?", help="the fault to remove")
+                                  description="Remove faults by name, or every fault with --all (which also removes "
+                                  "kshock chains left behind by crashed runs). A name active in several namespaces "
+                                  "needs --netns/--pid/--host (or --all-scopes). --pid also selects the faults applied "
+                                  "with that pid after the process exited.")
+    revert_.add_argument("names", nargs="*", metavar="NAME", help="the fault(s) to remove")
     revert_.add_argument("--all", action="store_true", help="every fault, and leftovers of crashed runs")
     revert_.add_argument("--netns", metavar="NAME", help="only in this network namespace")
     revert_.add_argument("--pid", type=int, help="only in the network namespace of this process")
+    revert_.add_argument("--host", action="store_true", help="only in the host's own network namespace")
+    revert_.add_argument("--all-scopes", action="store_true",
+                         help="revert NAME in every namespace that has a fault of that name")
     revert_.set_defaults(handler=_lazy("kshock.apply.commands", "revert"))
 
     status_ = commands.add_parser("status", help="active faults: rules, time left, kernel counters",
@@ -323,3 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kshock: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except Exception as error:  # a bug of ours: still one line, and the way to the details
+        if args.traceback:
+            raise
+        print(f"kshock: internal error ({type(error).__name__}: {_one_line(str(error))}) — this is a bug in "
+              "kshock: run the command again with --traceback and report what it prints", file=sys.stderr)
+        return ExitStatus.FAILED
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

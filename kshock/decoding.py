@@ -163,6 +163,9 @@ def summary(run: DecodeRun) -> str:
     ]
     if run.keep is not None:
         lines.append(f"{run.shown} of {stats.frames} frames matched the filter")
+        cut = getattr(run.keep, "cut", 0)
+        if cut:
+            lines.append(f"{cut} frames were filtered without their records: {run.keep.cut_reason}")
     if run.problem:
         lines.append(f"the capture is damaged: {run.problem} — everything before the damage was decoded")
     if stats.kafka_segments == 0 and run.packets:

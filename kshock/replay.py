@@ -47,15 +47,10 @@ Compile = Callable[[Sequence[RuleSpec], str], RuleSet]
 
 def load_rule_file(path: str | os.PathLike) -> list[RuleSpec]:
     """Read and validate a rule file; UserError (one line, or a caret message) on any problem."""
+    from kshock.inputs import read_text
+
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{name} is not UTF-8 text (byte {exc.start})", "save the rule file as UTF-8") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {name}: {exc.strerror or exc}", "check the path and its permissions") from None
-    return parse_rule_file(text, name)
+    return parse_rule_file(read_text(name, "rule file"), name)
 
 
 def learn_topic_ids(capture: str | os.PathLike, ports: Iterable[int]) -> dict[str, bytes]:

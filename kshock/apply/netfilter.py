@@ -2,7 +2,9 @@
 
 Works with both backends Debian ships: `iptables -V` says nf_tables or legacy, and the matching
 restore/save binaries are used (python-iptables only speaks legacy: see README). kshock only ever
-touches chains named KSHOCK-* and the jumps into them.
+touches chains named KSHOCK-* and the jumps into them: every text is checked by
+rules.audit.audit_restore on its way in (load) and on its way out (revert, leftovers, expiry)
+before iptables-restore sees it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from kshock.apply.scope import Scope
 from kshock.errors import OperationFailed, UserError
+from kshock.rules.audit import BUILTINS, CHAIN, UnsafeRuleText, audit_restore, restore_words
 from kshock.rules.kernel import RuleSet
 from kshock.rules.render import render_restore_many
 
@@ -85,8 +88,12 @@ def load(backend: Backend, scope: Scope, ruleset: RuleSet) -> None:
 
 def load_many(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> None:
     """Add several rule sets in one iptables-restore run (one transaction per table)."""
+    if not rulesets:
+        return
     check_free(backend, scope, rulesets)
-    _restore(backend, scope, render_restore_many(rulesets))
+    text = render_restore_many(rulesets)
+    audit_restore(text, require_expiry=True)  # the dead-man switch on every rule, and nothing foreign
+    _restore(backend, scope, text)
 
 
 def check_free(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> None:
@@ -105,21 +112,32 @@ def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) 
     what the kernel holds now, so it also works when a rule was removed by hand."""
     text = save(backend, scope, table)
     present = {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")}
-    targets = chains & present
+    # only kshock's own chains, whatever a (damaged) state file lists: never -F INPUT
+    targets = {chain for chain in chains & present if CHAIN.match(chain)}
     if not targets:
         return []
     lines = [f"*{table}"]
     for line in text.splitlines():
-        if line.startswith("-A "):
-            jump = re.search(r"\s-j\s+(\S+)", line)
-            chain = line.split()[1]
-            if jump and jump.group(1) in targets and chain not in targets:
-                lines.append("-D " + line[3:])
+        if line.startswith("-A ") and _jumps_into(line, targets):
+            lines.append("-D " + line[3:])
     lines += [f"-F {chain}" for chain in sorted(targets)]
     lines += [f"-X {chain}" for chain in sorted(targets)]
     lines.append("COMMIT")
-    _restore(backend, scope, "\n".join(lines) + "\n")
+    revert = "\n".join(lines) + "\n"
+    audit_restore(revert)  # only jumps into, and flushes of, the chains being removed
+    _restore(backend, scope, revert)
     return sorted(targets)
+
+
+def _jumps_into(line: str, targets: set[str]) -> bool:
+    """Whether an iptables-save `-A` line is a built-in chain's jump into one of `targets`. Read
+    word by word (quotes honoured), so a comment that mentions `-j KSHOCK-x` is no jump."""
+    try:
+        words = restore_words(line)
+    except UnsafeRuleText:
+        return False  # not a line kshock wrote
+    return (len(words) >= 4 and words[1] in BUILTINS and words.count("-j") == 1 and words[-2] == "-j"
+            and words[-1] in targets)
 
 
 def counters(backend: Backend, scope: Scope, table: str, chains: set[str]) -> dict[str, list[tuple[int, int, str]]]:

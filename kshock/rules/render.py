@@ -1,4 +1,8 @@
-"""PURE: a RuleSet as text — iptables-restore (applied with --noflush), iptables commands, JSON."""
+"""PURE: a RuleSet as text — iptables-restore (applied with --noflush), iptables commands, JSON.
+
+Every word written is checked against audit's allowlist for its option (user strings reach the
+kernel only as hex), and every restore text passes audit_restore before it is returned.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from kshock.rules.audit import BUILTINS, TABLES, UnsafeRuleText, audit_restore, check_chain, check_token
 from kshock.rules.kernel import IHL_IS_5, IPV4_TO_PAYLOAD, U32_MAX_TESTS, KernelRule, RuleSet
 
 # "There is at least one payload byte... four, in fact": xt_u32 fails a read past the packet's
@@ -74,21 +79,11 @@ def _selectivity(test) -> tuple[int, int]:
 
 
 def hex_string(pattern: bytes) -> str:
-    """iptables' --hex-string form: printable runs as text, the rest as |hex| blocks."""
-    out, in_hex = [], False
-    for byte in pattern:
-        printable = 0x21 <= byte <= 0x7E and byte not in b'|"\\'
-        if printable:
-            if in_hex:
-                out.append("|")
-                in_hex = False
-            out.append(chr(byte))
-        else:
-            out.append(f"{'' if in_hex else '|'}{'' if not in_hex else ' '}{byte:02x}")
-            in_hex = True
-    if in_hex:
-        out.append("|")
-    return "".join(out)
+    """iptables' --hex-string form, all hex (`|6b73|`): no byte of a user's string is ever
+    written as text, whatever it holds (quotes, line breaks, NUL)."""
+    if not pattern:
+        raise UnsafeRuleText("an empty --hex-string pattern")
+    return f"|{bytes(pattern).hex()}|"
 
 
 def render_restore(ruleset: RuleSet) -> str:
@@ -103,30 +98,35 @@ def render_restore_many(rulesets: Sequence[RuleSet]) -> str:
     lines = []
     for table in dict.fromkeys(ruleset.table for ruleset in rulesets):
         group = [ruleset for ruleset in rulesets if ruleset.table == table]
-        lines.append(f"*{table}")
-        lines += [f":{name} - [0:0]" for ruleset in group for name in ruleset.chain_names]
+        lines.append(f"*{_table(table)}")
+        lines += [f":{check_chain(name)} - [0:0]" for ruleset in group for name in ruleset.chain_names]
         for ruleset in group:
             for chain in ruleset.chains:
                 lines += [_line("-A", chain.name, rule) for rule in chain.rules]
         lines += [_line("-A", jump.builtin, jump.rule) for ruleset in group for jump in ruleset.jumps]
         lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if rulesets:
+        audit_restore(text, require_expiry=all(ruleset.expires_at for ruleset in rulesets))
+    return text
 
 
 def render_revert(ruleset: RuleSet) -> str:
     """Text for `iptables-restore --noflush` that removes exactly what render_restore added."""
-    lines = [f"*{ruleset.table}"]
+    lines = [f"*{_table(ruleset.table)}"]
     lines += [_line("-D", jump.builtin, jump.rule) for jump in ruleset.jumps]
-    lines += [f"-F {name}" for name in ruleset.chain_names]
-    lines += [f"-X {name}" for name in ruleset.chain_names]
+    lines += [f"-F {check_chain(name)}" for name in ruleset.chain_names]
+    lines += [f"-X {check_chain(name)}" for name in ruleset.chain_names]
     lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    audit_restore(text)
+    return text
 
 
 def render_commands(ruleset: RuleSet, binary: str = "iptables") -> str:
     """The same rule set as individual iptables commands (for reading, not for applying:
     only iptables-restore applies a rule set atomically)."""
-    lines = [f"{binary} -t {ruleset.table} -N {name}" for name in ruleset.chain_names]
+    lines = [f"{binary} -t {_table(ruleset.table)} -N {check_chain(name)}" for name in ruleset.chain_names]
     for chain in ruleset.chains:
         lines += [f"{binary} -t {ruleset.table} {_line('-A', chain.name, rule)}" for rule in chain.rules]
     lines += [f"{binary} -t {ruleset.table} {_line('-A', jump.builtin, jump.rule)}" for jump in ruleset.jumps]
@@ -143,17 +143,33 @@ def render_json(ruleset: RuleSet) -> str:
     return json.dumps(data, indent=2)
 
 
+def checked_args(rule: KernelRule) -> list[str]:
+    """rule_args, each word checked against the allowlist for its option (an option itself
+    against the plain one); UnsafeRuleText for the first that fails. render_nft checks with it too."""
+    words, option = [], ""
+    for arg in rule_args(rule):
+        words.append(check_token(arg, "" if arg.startswith("-") else option))
+        option = arg if arg.startswith("-") else ""
+    return words
+
+
 def _line(op: str, chain: str, rule: KernelRule) -> str:
-    return " ".join([op, chain, *(_quote(arg) for arg in rule_args(rule))])
+    if chain not in BUILTINS:
+        check_chain(chain)
+    return " ".join([op, chain, *(_quote(arg) for arg in checked_args(rule))])
 
 
 def _quote(arg: str) -> str:
-    # iptables-restore splits on whitespace and honours double quotes (not single quotes).
-    if arg and not any(c in arg for c in ' "\'\\|&;<>()$`'):
-        return arg
-    if '"' in arg:
-        raise ValueError(f"cannot quote {arg!r} for iptables-restore")
-    return f'"{arg}"' if arg else '""'
+    # iptables-restore splits on whitespace and honours double quotes; the allowlist already
+    # keeps quotes, backslashes and line breaks out, so quoting never has to escape anything.
+    return f'"{arg}"' if any(c in arg for c in " |&<>") else arg
 
 
-__all__ = ["hex_string", "render_commands", "render_json", "render_restore", "render_revert", "rule_args"]
+def _table(table: str) -> str:
+    if table not in TABLES:
+        raise UnsafeRuleText(f"table {table!r} is not one kshock uses ({', '.join(TABLES)})")
+    return table
+
+
+__all__ = ["checked_args", "hex_string", "render_commands", "render_json", "render_restore", "render_revert",
+           "rule_args"]

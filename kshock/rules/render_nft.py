@@ -18,6 +18,8 @@ The translation keeps the kernel's decisions the same as the iptables rules':
   match) cannot be expressed: render_nft raises CompileError naming the rule and the field.
 - `-m time --datestop` (UTC, inclusive of its second) is `meta time < <epoch seconds + 1>`: nft
   reads a quoted date in the local time zone of whoever runs `nft -f`, an integer as UTC seconds.
+- every word comes from audit's allowlists (user strings are only ever numbers here), and the
+  whole script passes audit_nft: it touches only its own table.
 - `statistic random` is xt_statistic's own test, `meta random & 0x7fffffff < round(p * 2^31)`;
   `statistic nth --every N --packet P` is `numgen inc mod N == P`: both match the packets
   P, P+N, P+2N, ... (0-based) of those that reach them (measured in a namespace).
@@ -29,8 +31,10 @@ import math
 import re
 from datetime import datetime, timezone
 
+from kshock.rules.audit import UnsafeRuleText, audit_nft, check_token
 from kshock.rules.compile import CompileError
 from kshock.rules.kernel import KernelRule, RuleSet, U32Test
+from kshock.rules.render import checked_args
 
 _MASK32 = 0xFFFFFFFF
 _FAMILIES = {"ipv4": "ip"}
@@ -43,7 +47,8 @@ _REJECT_WITH = {"tcp-reset": "tcp reset", "icmp-port-unreachable": "icmp type po
                 "icmp-host-unreachable": "icmp type host-unreachable",
                 "icmp-net-unreachable": "icmp type net-unreachable",
                 "icmp-admin-prohibited": "icmp type admin-prohibited"}
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*\Z")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,71}\Z")
+_SAFE_STRING = re.compile(r"[A-Za-z0-9_.:/@*-]{1,128}\Z")
 _COMMENT_MAX = 128
 _HINT = "use --format iptables-restore"
 
@@ -65,6 +70,7 @@ def render_nft(ruleset: RuleSet) -> str:
     chains = {chain.name for chain in ruleset.chains}
     lines = [f"# kshock rule set {ruleset.name}: load with `nft -f`, remove with `nft delete table {table}`"]
     if ruleset.expires_at:
+        check_token(ruleset.expires_at, "--datestop")
         lines.append(f"# expires {ruleset.expires_at} UTC (`meta time <` takes UTC epoch seconds)")
     lines += [f"table {table}", f"delete table {table}", f"table {table} {{"]
     blocks = []
@@ -86,22 +92,25 @@ def render_nft(ruleset: RuleSet) -> str:
             lines.append("")
         lines += block
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    audit_nft(text, require_expiry=bool(ruleset.expires_at))
+    return text
 
 
 def _rule(rule: KernelRule, chains: set[str], chain: str, index: int) -> str:
     """One nft rule: the matches in iptables' order (so numgen counts what statistic counts),
     then counter, the statement, the comment."""
     name = _rule_name(rule, chain, index)
+    checked_args(rule)  # every field a valid token, as for iptables, before any is formatted
     _refuse(rule, name)
     parts: list[str] = []
     proto = rule.protocol
     if rule.source_port is None and rule.destination_port is None and not rule.tcp_flags:
         parts.append(f"meta l4proto {proto}")
     if rule.source:
-        parts.append(f"ip saddr {rule.source}")
+        parts.append(f"ip saddr {check_token(rule.source, '-s')}")
     if rule.destination:
-        parts.append(f"ip daddr {rule.destination}")
+        parts.append(f"ip daddr {check_token(rule.destination, '-d')}")
     if rule.in_interface:
         parts.append(f"iifname {_interface(rule.in_interface)}")
     if rule.out_interface:
@@ -124,11 +133,11 @@ def _rule(rule: KernelRule, chains: set[str], chain: str, index: int) -> str:
     if rule.statistic:
         parts.append(_statistic(rule.statistic))
     if rule.datestop:
-        parts.append(f"meta time < {_epoch(rule.datestop) + 1}")
+        parts.append(f"meta time < {_epoch(check_token(rule.datestop, '--datestop')) + 1}")
     parts.append("counter")
     parts.append(_statement(rule, chains, name))
     if rule.comment:
-        parts.append(f"comment {_string(_comment(rule.comment))}")
+        parts.append(f"comment {_string(_comment(check_token(rule.comment, '--comment')))}")
     return " ".join(parts)
 
 
@@ -162,7 +171,8 @@ def _u32(test: U32Test) -> str:
         else:
             ranges.append((low, high))
     if not ranges:
-        raise ValueError(f"u32 test on {test.field or test.offset} can never match: {test.ranges}")
+        raise CompileError(f"a test on {test.field or f'offset {test.offset}'} can never match, and nft has no form "
+                           "for a test that never matches", _HINT, part=test.field)
     values = [_range(low << test.shift, high << test.shift) for low, high in ranges]
     load = f"@ih,{test.offset * 8},32"
     if mask != _MASK32:
@@ -259,18 +269,20 @@ def _rule_name(rule: KernelRule, chain: str, index: int) -> str:
 
 def _identifier(name: str) -> str:
     if not _NAME.match(name):
-        raise ValueError(f"{name!r} is not an nft table or chain name (letters, digits, _ . -)")
+        raise UnsafeRuleText(f"{name!r} is not an nft table or chain name (letters, digits, _ . -)")
     return name
 
 
 def _interface(name: str) -> str:
     # iptables' trailing `+` (any interface with this prefix) is nft's `*`.
+    check_token(name, "-i")
     return _string(name[:-1] + "*" if name.endswith("+") else name)
 
 
 def _string(text: str) -> str:
-    if '"' in text or "\n" in text:
-        raise ValueError(f"cannot quote {text!r} for nft")
+    # only names reach an nft string (comments, interfaces): nothing that could need escaping
+    if not _SAFE_STRING.match(text):
+        raise UnsafeRuleText(f"{text!r} cannot be an nft string")
     return f'"{text}"'
 
 

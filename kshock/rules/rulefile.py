@@ -15,6 +15,11 @@ Every error names the file, the line and the key, says what is wrong and what to
 `rules/x.yaml:7: target.port: 70000 is not a TCP port — use 1 to 65535`. The YAML is
 composed into a node tree (not loaded into plain dicts) so that every value keeps its position;
 a condition's syntax error is mapped back to the line and column in the file, with a caret.
+
+Bounds: the YAML nests at most MAX_YAML_DEPTH levels and holds at most MAX_YAML_NODES values
+(PyYAML composes recursively: 50,000 `[` were a RecursionError); numbers are read as written —
+a port is plain decimal digits (YAML 1.1 reads `2:33:12` as 9192 and `010` as 8), and every
+number has a bounded count of digits and a range. Values echoed in messages are cut short.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ import re
 from dataclasses import dataclass
 
 import yaml
-from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from kshock.conditions import ConditionError, parse_condition
+from kshock.conditions.parse import caret_lines, shown as _shown
 from kshock.errors import UserError
 from kshock.rules.spec import DIRECTIONS, Action, RuleSpec, Target, Trigger
+from kshock.rules.audit import RULE_NAME
 
 RULE_KEYS = ("name", "match", "action", "target", "duration", "trigger", "latch", "approximate")
 TARGET_KEYS = ("port", "ports", "host", "interface", "direction")
@@ -38,7 +44,7 @@ TRIGGER_KEYS = ("probability", "every", "once-per-connection")
 MATCH_ANY = "any"  # `match: any`: every packet of the target (a plain network fault)
 DEFAULT_DURATION_S = 300.0
 MAX_DURATION_S = 24 * 3600.0
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+NAME = RULE_NAME  # one name pattern for rules, rule sets, chains' comments (kshock.rules.audit)
 INTERFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}\+?\Z")
 
 _BOOL = "tag:yaml.org,2002:bool"
@@ -46,12 +52,18 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_PART = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}  # to milliseconds
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}  # SI, as tc reads them
-_NUMBER = r"(\d+(?:\.\d+)?)"
+_NUMBER = r"(\d{1,12}(?:\.\d{1,9})?)"  # bounded: 400 digits were a float overflow
 _PERCENT_ACTIONS = ("loss", "duplicate", "corrupt", "reorder")
+MAX_RATE_BIT_S = 10**12  # 1000gbit
+MAX_DELAY_MS = 3_600_000.0  # an hour
+MAX_EVERY = 1_000_000
+MAX_YAML_DEPTH = 16  # a rule file needs 6: the file, rules, a rule, its target, its ports, a port
+MAX_YAML_NODES = 20_000  # about 1,000 rules
+_PORT = re.compile(r"[1-9][0-9]{0,4}\Z")
 _ACTION_FORMS = ("drop | reset | stall | loss 30% | rate 1mbit | delay 200ms [jitter 20ms] | "
                  "duplicate 5% | corrupt 1% | reorder 10%")
 
@@ -75,6 +87,36 @@ class RuleFileError(UserError):
         return f"{text}\n{self.caret}" if self.caret else text
 
 
+class _TooLarge(yaml.MarkedYAMLError):
+    """YAML nested deeper, or holding more values, than a rule file may."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, composing at most MAX_YAML_DEPTH levels and MAX_YAML_NODES nodes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: object) -> Node:
+        self._depth += 1
+        self._nodes += 1
+        if self._depth > MAX_YAML_DEPTH or self._nodes > MAX_YAML_NODES:
+            problem = (f"nested more than {MAX_YAML_DEPTH} levels deep" if self._depth > MAX_YAML_DEPTH
+                       else f"more than {MAX_YAML_NODES} values long")
+            raise _TooLarge(problem=problem, problem_mark=self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def compose(text: str) -> Node | None:
+    """The YAML node tree of a rule file's text (yaml.YAMLError when it is not YAML)."""
+    return yaml.compose(text, Loader=_Loader)
+
+
 def parse_rule_file(text: str, filename: str = "<rules>") -> list[RuleSpec]:
     """The rules of a rule file, in file order; raises RuleFileError at the first problem."""
     return _Reader(text, filename).rules()
@@ -83,11 +125,11 @@ def parse_rule_file(text: str, filename: str = "<rules>") -> list[RuleSpec]:
 def parse_duration(text: str, where: str = "--duration") -> float:
     """A duration given outside a file (e.g. on the command line), checked like a rule file's."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(text)
     except yaml.YAMLError:
         node = None
     if not isinstance(node, ScalarNode):
-        raise RuleFileError(where, 1, "duration", f"{text!r} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
+        raise RuleFileError(where, 1, "duration", f"{_shown(text)} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
     return _Reader(text, where).duration(_Key("duration", node, node))
 
 
@@ -116,17 +158,32 @@ class _Reader:
         """The file's line (1-based) with carets under `width` characters from `column` (1-based)."""
         source = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
         width = max(1, min(width, len(source) - column + 1))
-        return f"  {source}\n  {' ' * (column - 1)}{'^' * width}"
+        return caret_lines(source, column - 1, width)
 
     # -- the file ----------------------------------------------------------------------------
 
     def rules(self) -> list[RuleSpec]:
         try:
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            root = compose(self.text)
+        except _TooLarge as exc:
+            line, column = exc.problem_mark.line + 1, exc.problem_mark.column + 1
+            hint = ("a rule file needs six levels: see rules/*.yaml" if "nested" in exc.problem
+                    else "split the rules into several files")
+            raise RuleFileError(self.filename, line, "", f"the YAML is {exc.problem}", hint, column=column,
+                                caret=self.caret(line, column, 1)) from None
         except yaml.MarkedYAMLError as exc:
             raise self._yaml_error(exc) from None
-        except yaml.YAMLError as exc:  # e.g. a reader error (control characters)
-            raise RuleFileError(self.filename, 1, "", f"not valid YAML: {exc}", "fix the YAML syntax") from None
+        except yaml.reader.ReaderError as exc:  # a control character (the text is already str)
+            at = max(0, min(exc.position, len(self.text)))
+            line = self.text.count("\n", 0, at) + 1
+            column = at - (self.text.rfind("\n", 0, at) + 1) + 1
+            raise RuleFileError(self.filename, line, "", f"character U+{exc.character:04X} is not allowed in YAML",
+                                "remove it (control characters have no place in a rule file)", column=column,
+                                caret=self.caret(line, column, 1)) from None
+        except yaml.YAMLError as exc:
+            problem = " ".join(str(exc).split())
+            raise RuleFileError(self.filename, 1, "", f"not valid YAML: {problem[:200]}",
+                                "fix the YAML syntax") from None
         if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
             raise RuleFileError(self.filename, 1, "rules", "the file holds no rules",
                                 "start it with `rules:` and a list of rules (see rules/*.yaml)")
@@ -230,7 +287,7 @@ class _Reader:
     def name(self, key: _Key) -> str:
         text = self.scalar_text(key, "name", "e.g. name: block-shop-produce")
         if not NAME.match(text):
-            raise self.error(key.value, "name", f"{text!r} is not a usable rule name",
+            raise self.error(key.value, "name", f"{_shown(text)} is not a usable rule name",
                              "use letters, digits, '-', '_' and '.', starting with a letter or digit, "
                              "at most 64 characters")
         return text
@@ -270,7 +327,7 @@ class _Reader:
         kind = words[0].lower() if words else ""
         if kind in ("drop", "reset", "stall"):
             if len(words) > 1:
-                raise self.error(node, "action", f"{kind} takes no argument, found {' '.join(words[1:])!r}",
+                raise self.error(node, "action", f"{kind} takes no argument, found {_shown(' '.join(words[1:]))}",
                                  f"write action: {kind}")
             return Action(kind)
         if kind in _PERCENT_ACTIONS:
@@ -281,15 +338,18 @@ class _Reader:
             found = re.fullmatch(_NUMBER + r"([a-z]+)", words[1].lower()) if len(words) == 2 else None
             if not found or found.group(2) not in _RATE_UNITS:
                 tip = " (kshock takes bits: write 8mbit for 1 MB/s)" if found and found.group(2).endswith("bps") else ""
-                raise self.error(node, "action", f"{text!r} is not a rate{tip}",
+                raise self.error(node, "action", f"{_shown(text)} is not a rate{tip}",
                                  "e.g. rate 1mbit, rate 500kbit (units: bit, kbit, mbit, gbit)")
             rate = round(float(found.group(1)) * _RATE_UNITS[found.group(2)])
             if rate < 8:
                 raise self.error(node, "action", f"{words[1]} is too slow to shape", "use at least 8bit")
+            if rate > MAX_RATE_BIT_S:
+                raise self.error(node, "action", f"{words[1]} is faster than kshock shapes", "use at most 1000gbit")
             return Action("rate", rate_bit_s=rate)
         if kind == "delay":
             if len(words) not in (2, 4) or (len(words) == 4 and words[2].lower() != "jitter"):
-                raise self.error(node, "action", f"{text!r} is not a delay", "e.g. delay 200ms or delay 200ms jitter 20ms")
+                raise self.error(node, "action", f"{_shown(text)} is not a delay",
+                                 "e.g. delay 200ms or delay 200ms jitter 20ms")
             delay = self.milliseconds(node, words[1], "delay")
             if delay <= 0:
                 raise self.error(node, "action", "the delay must be longer than 0ms", "e.g. delay 200ms")
@@ -300,13 +360,14 @@ class _Reader:
             return Action("delay", delay_ms=delay, jitter_ms=jitter)
         close = difflib.get_close_matches(kind, ("drop", "reset", "stall", "rate", "delay", *_PERCENT_ACTIONS),
                                           n=1, cutoff=0.6)
-        raise self.error(node, "action", f"unknown action {text!r}",
+        raise self.error(node, "action", f"unknown action {_shown(text)}",
                          (f"did you mean {close[0]}? " if close else "") + f"actions: {_ACTION_FORMS}")
 
     def percent(self, node: Node, key: str, word: str, example: str) -> float:
         found = re.fullmatch(_NUMBER + "%", word)
         if not found:
-            raise self.error(node, key, f"{word!r} is not a percentage", f"write it with a % sign, e.g. {example}")
+            raise self.error(node, key, f"{_shown(word)} is not a percentage",
+                             f"write it with a % sign, e.g. {example}")
         value = float(found.group(1))
         if not 0 < value <= 100:
             raise self.error(node, key, f"{word} is out of range", "use more than 0% and at most 100%")
@@ -315,9 +376,12 @@ class _Reader:
     def milliseconds(self, node: Node, word: str, what: str) -> float:
         found = re.fullmatch(_NUMBER + r"(us|ms|s)", word.lower())
         if not found:
-            raise self.error(node, "action", f"{what} {word!r} is not a time",
+            raise self.error(node, "action", f"{what} {_shown(word)} is not a time",
                              "write a number and a unit: 200ms, 1.5s, 500us")
-        return float(found.group(1)) * _TIME_UNITS[found.group(2)]
+        value = float(found.group(1)) * _TIME_UNITS[found.group(2)]
+        if value > MAX_DELAY_MS:
+            raise self.error(node, "action", f"{what} {word} is longer than kshock delays", "use at most 3600s")
+        return value
 
     def target(self, key: _Key) -> Target:
         keys = self.mapping(key.value, "target", "target", "e.g. target: {port: 9092, direction: ingress}",
@@ -341,23 +405,31 @@ class _Reader:
         if "interface" in keys:
             interface = self.scalar_text(keys["interface"], "target.interface", "e.g. interface: eth0")
             if not INTERFACE.match(interface):
-                raise self.error(keys["interface"].value, "target.interface", f"{interface!r} is not an interface name",
+                raise self.error(keys["interface"].value, "target.interface",
+                                 f"{_shown(interface)} is not an interface name",
                                  "at most 15 characters without spaces or '/', e.g. eth0 or veth+")
         direction = "ingress"
         if "direction" in keys:
             direction = self.scalar_text(keys["direction"], "target.direction", "one of: " + ", ".join(DIRECTIONS))
             if direction not in DIRECTIONS:
                 close = difflib.get_close_matches(direction, DIRECTIONS, n=1, cutoff=0.5)
-                raise self.error(keys["direction"].value, "target.direction", f"unknown direction {direction!r}",
+                raise self.error(keys["direction"].value, "target.direction", f"unknown direction {_shown(direction)}",
                                  (f"did you mean {close[0]}? " if close else "") +
                                  "ingress (requests arrive here, a broker), egress (they leave here, a client), "
                                  "forward (they pass through) or both")
         return Target(ports, host, interface, direction)
 
     def port(self, node: Node, key: str) -> int:
+        """A port as written: plain decimal digits (YAML 1.1 would read 2:33:12 as 9192, 010 as 8)."""
         if not isinstance(node, ScalarNode) or node.tag != _INT:
             raise self.error(node, key, f"{_describe(node)} is not a TCP port", "use a number from 1 to 65535")
-        value = SafeConstructor().construct_yaml_int(node)
+        text = node.value
+        if text.isascii() and text.isdigit() and (len(text) > 5 or text == "0"):
+            raise self.error(node, key, f"{_digits(text)} is not a TCP port", "use a number from 1 to 65535")
+        if not _PORT.match(text):
+            raise self.error(node, key, f"{_describe(node)} is not a TCP port as written",
+                             "write it in plain decimal digits, 1 to 65535 (YAML 1.1 reads 2:33:12 as 9192, 010 as 8)")
+        value = int(text)
         if not 1 <= value <= 65535:
             raise self.error(node, key, f"{value} is not a TCP port", "use a number from 1 to 65535")
         return value
@@ -376,17 +448,18 @@ class _Reader:
 
     def duration(self, key: _Key) -> float:
         node = key.value
-        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT):
+        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT) and re.fullmatch(r"\d{1,9}(\.\d{1,9})?",
+                                                                                         node.value):
             raise self.error(node, "duration", f"{node.value} has no unit",
                              f"write {node.value}s, or use m and h: 90s, 5m, 1h")
         text = self.scalar_text(key, "duration", "e.g. duration: 5m")
         compact = text.replace(" ", "").lower()
         parts = _DURATION_PART.findall(compact)
         if not parts or "".join(n + u for n, u in parts) != compact:
-            raise self.error(node, "duration", f"{text!r} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
+            raise self.error(node, "duration", f"{_shown(text)} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
         seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
         if not 1 <= seconds <= MAX_DURATION_S:
-            raise self.error(node, "duration", f"{text} is out of range",
+            raise self.error(node, "duration", f"{_digits(text)} is out of range",
                              "use at least 1s and at most 24h (faults always end on their own)")
         return seconds
 
@@ -417,8 +490,9 @@ class _Reader:
         if mode == "once-per-connection" and len(words) == 1:
             return Trigger("once-per-connection")
         if mode == "every" and len(words) == 2:
-            if not re.fullmatch(r"\d+", words[1]) or not 2 <= int(words[1]) <= 1_000_000:
-                raise self.error(node, "trigger", f"every {words[1]} is not a packet count",
+            if not re.fullmatch(r"[0-9]{1,7}", words[1]) or not 2 <= int(words[1]) <= MAX_EVERY:
+                what = f"every {words[1]}" if len(words[1]) <= 40 else _digits(words[1])
+                raise self.error(node, "trigger", f"{what} is not a packet count",
                                  "use a whole number from 2 to 1000000: every 5 acts on every 5th matching packet")
             return Trigger("nth", every=int(words[1]))
         if mode == "probability" and len(words) == 2:
@@ -428,14 +502,14 @@ class _Reader:
             else:
                 found = re.fullmatch(r"0?\.\d+|1(?:\.0*)?|0", word)
                 if not found:
-                    raise self.error(node, "trigger", f"{word!r} is not a probability",
+                    raise self.error(node, "trigger", f"{_shown(word)} is not a probability",
                                      "write 0.3 or 30%")
                 probability = float(word)
                 if probability <= 0:
                     raise self.error(node, "trigger", f"probability {word} never acts",
                                      "use more than 0 and at most 1 (or 0% to 100%)")
             return Trigger("probability", probability=probability)
-        raise self.error(node, "trigger", f"{' '.join(words)!r} is not a trigger", f"one of: {hint}")
+        raise self.error(node, "trigger", f"{_shown(' '.join(words))} is not a trigger", f"one of: {hint}")
 
     def flag(self, key: _Key) -> bool:
         node = key.value
@@ -459,8 +533,15 @@ def _describe(node: Node) -> str:
     if node.tag == _NULL:
         return "nothing"
     if node.tag == _STR:
-        return repr(node.value)
-    return node.value
+        return _shown(node.value)
+    return _digits(node.value)
+
+
+def _digits(text: str) -> str:
+    """A number (or any plain word) for a message; 5,000 digits become "a 5000-digit number"."""
+    if len(text) <= 40:
+        return text
+    return f"a {len(text)}-digit number" if text.isascii() and text.isdigit() else _shown(text)
 
 
 def _align(value: str, source: str, start: int, end: int) -> list[int] | None:

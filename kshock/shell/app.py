@@ -191,6 +191,10 @@ def open_source(args: argparse.Namespace, session: Session) -> tuple[ShellTarget
     from kshock.capture_live import LiveCapture
 
     interface, netns = args.interface, args.netns
+    if netns is not None:  # never '' for the host, nor '.' or '..': the one namespace-name check
+        from kshock.netns import check_name
+
+        check_name(netns)
     if args.lab:
         if netns:
             raise UserError("give --lab or --netns, not both", "--lab NAME captures in the lab's broker namespace")
@@ -244,17 +248,17 @@ def run_shell(args: argparse.Namespace) -> int:
     if not sys.stdin.isatty():
         raise UserError("kshock shell needs a terminal", "run it in one, or give the commands with --script FILE "
                         "(--script - reads them from stdin)")
-    return ShellApp(shell, source, history_path(args.history)).run()
+    from kshock.inputs import check_text_file
+
+    history = history_path(args.history)
+    check_text_file(history, "shell history")  # (prompt_toolkit reads it whole: not /dev/zero)
+    return ShellApp(shell, source, history).run()
 
 
 def _script_lines(path: str) -> list[str]:
-    if path == "-":
-        return sys.stdin.read().splitlines()
-    try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read the script {path}: {getattr(error, 'strerror', None) or error}",
-                        "give a text file with one command per line") from None
+    from kshock.inputs import read_stdin_text, read_text
+
+    return (read_stdin_text("script") if path == "-" else read_text(path, "script")).splitlines()
 
 
 def run_script(shell: Shell, source, lines: list[str], out: TextIO) -> int:

@@ -103,11 +103,14 @@ class Shell:
     def scope(self):
         from kshock.apply.scope import Scope
 
-        return Scope(name=self.target.scope_name)
+        return Scope(name=self.target.scope_name).pinned()  # named by its inode, as `kshock apply` does
 
-    def compile(self, spec: RuleSpec, expires_at: float):
+    def compile(self, spec: RuleSpec, expires_at: float, claims=None):
+        """The rule's rule set; with `claims` (faults.Claims), with marks no active fault holds."""
         from kshock.rules.compile import compile_rules
 
+        if claims is not None:
+            return claims.compile([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.topic_ids_for(spec))
         return compile_rules([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.topic_ids_for(spec))
 
     def topic_ids_for(self, spec: RuleSpec) -> dict[str, bytes]:
@@ -424,32 +427,29 @@ def _apply(shell: Shell, arg: str) -> Result:
             raise UserError(f"rule {rule.spec.name} ({rule.spec.action}) needs traffic control, which the shell "
                             "does not apply yet", "use drop, reset, stall or loss; or save it and use kshock apply")
     faults.collect_expired()
-    if scope.name is None:
-        from kshock.rules.guard import cuts_ssh
+    from kshock.rules.guard import cuts_ssh, warning as ssh_warning
 
-        for rule in pending:
-            if cuts_ssh(rule.ruleset, os.environ.get("SSH_CONNECTION")):
-                raise UserError(f"rule {rule.spec.name!r} would cut this SSH session",
-                                "narrow it, or start the shell in a namespace (--netns/--lab)")
-    lines = []
-    done = []
-    try:
-        for rule in pending:
-            spec = rule.spec
-            datestop = shell.clock() + spec.duration_s
-            ruleset = shell.compile(spec, datestop)
-            expires = faults.kernel_end(datestop)  # when the kernel really stops it
-            summary = faults.summary_of(spec, ruleset)
-            record = faults.install(ruleset, scope, expires, summary)
-            rule.ruleset, rule.record, rule.expires_at, rule.state = ruleset, record, expires, "applied"
-            done.append(rule)
-            lines.append(f"applied {spec.name} in {scope.describe()} until {_utc(datestop)} UTC "
-                         f"({_human(spec.duration_s)}): {spec.action} {spec.match_text}")
-    except BaseException:
-        for rule in done:  # all or nothing
-            faults.remove(rule.record)
-            rule.state, rule.record, rule.expires_at = "pending", None, None
-        raise
+    guarded = scope.is_host()  # the host's namespace however it was named: the SSH guard applies
+    session = os.environ.get("SSH_CONNECTION")
+    lines = [f"warning: {ssh_warning(session)}"] if guarded and ssh_warning(session) else []
+    claims = faults.Claims(scope)  # marks no fault of the namespace (nor an earlier rule here) holds
+    planned = []
+    for rule in pending:
+        spec = rule.spec
+        datestop = shell.clock() + spec.duration_s
+        ruleset = shell.compile(spec, datestop, claims)
+        if guarded and cuts_ssh(ruleset, session):
+            raise UserError(f"rule {spec.name!r} would cut this SSH session",
+                            "narrow it, or start the shell in a namespace (--netns/--lab)")
+        planned.append((rule, ruleset, datestop, faults.kernel_end(datestop)))  # when the kernel really stops it
+    # all or nothing: the pending rules go in with one iptables-restore run
+    records = faults.install_many([faults.Planned(ruleset, expires, faults.summary_of(rule.spec, ruleset))
+                                   for rule, ruleset, _, expires in planned], scope)
+    for (rule, ruleset, datestop, expires), record in zip(planned, records):
+        spec = rule.spec
+        rule.ruleset, rule.record, rule.expires_at, rule.state = ruleset, record, expires, "applied"
+        lines.append(f"applied {spec.name} in {scope.describe()} until {_utc(datestop)} UTC "
+                     f"({_human(spec.duration_s)}): {spec.action} {spec.match_text}")
     return Result("\n".join(lines))
 
 

@@ -34,7 +34,7 @@ from kshock.wire.model import (
     new_request,
     new_response,
 )
-from kshock.wire.records import Record, RecordError, batches, count_records, records
+from kshock.wire.records import Budget, Record, RecordError, RecordsCut, batches, count_records, records
 from kshock.wire.schema import RECORD_COUNTING, SchemaTable, Summary, summarize
 
 _REQ_HEAD = Struct("!hhih")
@@ -563,12 +563,17 @@ def record_sets(frame: KafkaFrame, schemas: SchemaTable) -> list[tuple[str, int,
 
 def frame_batches(frame: KafkaFrame, schemas: SchemaTable):
     """Batch header facts (codec, producer id/epoch, base sequence, transactional, count)."""
-    return [(t, p, b) for t, p, data in record_sets(frame, schemas) for b in batches(data)]
+    budget = Budget()  # (legacy wrappers are decompressed to be counted)
+    return [(t, p, b) for t, p, data in record_sets(frame, schemas) for b in batches(data, budget)]
 
 
 def frame_records(frame: KafkaFrame, schemas: SchemaTable) -> list[tuple[str, int, Record]]:
-    """Every record, decompressed (raises ValueError on bad record sets)."""
+    """Every record, decompressed (raises ValueError on bad record sets, and at the bounds of
+    records.py: RecordsCut, a ValueError)."""
+    budget = Budget()
     try:
-        return [(t, p, r) for t, p, data in record_sets(frame, schemas) for r in records(data)]
+        return [(t, p, r) for t, p, data in record_sets(frame, schemas) for r in records(data, budget)]
+    except RecordsCut:
+        raise  # (a ValueError too; callers that count cut frames tell it apart)
     except RecordError as exc:
         raise ValueError(str(exc)) from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from struct import Struct
 
-from kshock.wire.records import count_records
+from kshock.wire.records import Budget, count_records
 from kshock.wire.schema import Summary
 
 _I16 = Struct("!h")
@@ -179,6 +179,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
     topic_ids: list[bytes] = []
     partitions: list[int] = []
     records = 0
+    budget = Budget()  # one frame's decompression bound, shared by its record sets
     n = len(data)
     b = data[pos]  # transactional_id: compact nullable string
     if b >= 0x80:
@@ -214,7 +215,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
                 end = pos + b - 1
                 if end > n:
                     raise ValueError("frame ends inside the records")
-                records += count_records(data[pos:end])
+                records += count_records(data[pos:end], budget)
                 pos = end
             pos = _skip_tags_at(data, pos) if data[pos] else pos + 1
         pos = _skip_tags_at(data, pos) if data[pos] else pos + 1
@@ -231,6 +232,7 @@ def _produce_request_reader(data: bytes, pos: int, version: int) -> Summary:
     topic_ids: list[bytes] = []
     partitions: list[int] = []
     records = 0
+    budget = Budget()
     if version >= 3:
         r.skip_string()  # transactional_id
     r.skip(6)  # acks, timeout_ms
@@ -240,7 +242,7 @@ def _produce_request_reader(data: bytes, pos: int, version: int) -> Summary:
             p = r.int32()
             if p not in partitions:
                 partitions.append(p)
-            records += count_records(r.blob())
+            records += count_records(r.blob(), budget)
             r.tags()
         r.tags()
     r.tags()
@@ -369,6 +371,7 @@ def fetch_response(data: bytes, pos: int, version: int) -> Summary:
     partitions: list[int] = []
     errors: list[int] = []
     records = 0
+    budget = Budget()
     if version >= 1:
         r.skip(4)  # throttle_time_ms
     if version >= 7:
@@ -394,7 +397,7 @@ def fetch_response(data: bytes, pos: int, version: int) -> Summary:
                     r.tags()
             if version >= 11:
                 r.skip(4)  # preferred_read_replica
-            records += count_records(r.blob())
+            records += count_records(r.blob(), budget)
             r.tags()
         r.tags()
     r.tags()

@@ -2,19 +2,27 @@
 
 `count_records` is on the hot path and reads batch headers only (a compressed legacy wrapper is
 the one case that needs decompressing). `batches` and `records` give the full picture on demand,
-decompressing gzip/snappy/lz4/zstd with cramjam. A batch cut at the end of a Fetch response
-(brokers send partial batches) is not counted, like a client would.
+decompressing gzip (zlib) and snappy/lz4/zstd (cramjam). A batch cut at the end of a Fetch
+response (brokers send partial batches) is not counted, like a client would.
+
+Decompression is bounded, because a 2 MB frame can inflate to gigabytes: one batch (or legacy
+wrapper) to MAX_BATCH_BYTES, all batches of one frame together to MAX_FRAME_DECOMPRESSED, and a
+frame's records read on demand to MAX_FRAME_RECORDS (a `Budget` per frame). Output never grows
+past the bound (zlib's max_length; snappy's declared length; lz4/zstd into a buffer of at most
+the bound); a batch over it raises RecordsCut, which says what was not read.
 """
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from struct import Struct
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+MAX_BATCH_BYTES = 32 << 20  # decompressed bytes of one batch: 32x Kafka's default 1 MiB batch bound
+MAX_FRAME_DECOMPRESSED = 64 << 20  # all of one frame's batches, like the 64 MiB per-flow bound
+MAX_FRAME_RECORDS = 1_000_000  # records of one frame read on demand (~150 bytes of objects each)
 _I64_I32 = Struct("!qi")
 _I32 = Struct("!i")
 # RecordBatch v2 header after baseOffset/batchLength (offsets from the batch start)
@@ -25,6 +33,20 @@ _MSG_HEAD = Struct("!IBB")  # crc magic attributes
 
 class RecordError(ValueError):
     """A record set that does not parse."""
+
+
+class RecordsCut(RecordError):
+    """Reading on would pass a bound (see the module docstring): the records are not read."""
+
+
+class Budget:
+    """What one frame may still decompress (bytes) and read (records); one per frame."""
+
+    __slots__ = ("bytes_left", "records_left")
+
+    def __init__(self, bytes_left: int = MAX_FRAME_DECOMPRESSED, records_left: int = MAX_FRAME_RECORDS) -> None:
+        self.bytes_left = bytes_left
+        self.records_left = records_left
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +72,9 @@ class BatchInfo:
     size: int = 0
 
 
-def count_records(data: bytes | None) -> int:
-    """Records in a record set, reading batch headers only."""
+def count_records(data: bytes | None, budget: Budget | None = None) -> int:
+    """Records in a record set, reading batch headers only (RecordsCut when a compressed legacy
+    wrapper decompresses past the bounds; pass one `budget` for all record sets of a frame)."""
     if not data:
         return 0
     total = 0
@@ -69,7 +92,7 @@ def count_records(data: bytes | None) -> int:
             total += _I32.unpack_from(data, pos + 57)[0]
         elif magic in (0, 1):
             if data[pos + 17] & 0x07:  # a compressed wrapper holds the real messages
-                total += sum(1 for _ in _legacy_inner(data, pos, end))
+                total += sum(1 for _ in _legacy_inner(data, pos, end, budget or Budget()))
             else:
                 total += 1
         else:
@@ -78,11 +101,12 @@ def count_records(data: bytes | None) -> int:
     return total
 
 
-def batches(data: bytes | None) -> list[BatchInfo]:
+def batches(data: bytes | None, budget: Budget | None = None) -> list[BatchInfo]:
     """Header facts of each complete batch (a legacy message counts as a batch of one)."""
     out: list[BatchInfo] = []
     if not data:
         return out
+    budget = budget or Budget()
     pos = 0
     n = len(data)
     while pos + 17 <= n:
@@ -97,7 +121,7 @@ def batches(data: bytes | None) -> list[BatchInfo]:
                                  bool(attrs & 0x10), bool(attrs & 0x20), 12 + length))
         elif magic in (0, 1):
             attrs = data[pos + 17]
-            count = sum(1 for _ in _legacy_inner(data, pos, end)) if attrs & 0x07 else 1
+            count = sum(1 for _ in _legacy_inner(data, pos, end, budget)) if attrs & 0x07 else 1
             out.append(BatchInfo(magic, base_offset, count, _codec(attrs & 0x07), size=12 + length))
         else:
             break
@@ -105,10 +129,12 @@ def batches(data: bytes | None) -> list[BatchInfo]:
     return out
 
 
-def records(data: bytes | None) -> Iterator[Record]:
-    """Every record with its key, value and headers, decompressed. Raises RecordError."""
+def records(data: bytes | None, budget: Budget | None = None) -> Iterator[Record]:
+    """Every record with its key, value and headers, decompressed. Raises RecordError (RecordsCut
+    at a bound: pass one `budget` for all record sets of a frame)."""
     if not data:
         return
+    budget = budget or Budget()
     pos = 0
     n = len(data)
     try:
@@ -119,9 +145,9 @@ def records(data: bytes | None) -> Iterator[Record]:
                 return
             magic = data[pos + 16]
             if magic == 2:
-                yield from _batch_records(data, pos, end, base_offset)
+                yield from _batch_records(data, pos, end, base_offset, budget)
             elif magic in (0, 1):
-                yield from _legacy_records(data, pos, end)
+                yield from _legacy_records(data, pos, end, budget)
             else:
                 raise RecordError(f"unknown record magic {magic}")
             pos = end
@@ -131,18 +157,72 @@ def records(data: bytes | None) -> Iterator[Record]:
         raise RecordError(f"bad record set: {exc}") from exc
 
 
-def decompress(codec: str, data: bytes) -> bytes:
-    import cramjam  # only needed for on-demand record access
-
+def decompress(codec: str, data: bytes, budget: Budget | None = None) -> bytes:
+    """One batch's (or legacy wrapper's) data, decompressed within the batch bound and the
+    frame's `budget`; RecordsCut when it would not fit, with no more than the bound in memory."""
+    budget = budget or Budget()
+    limit = min(MAX_BATCH_BYTES, budget.bytes_left)
     if codec == "gzip":
-        return gzip.decompress(data)
-    if codec == "snappy":
-        return _snappy_decompress(cramjam, data)
-    if codec == "lz4":
-        return bytes(cramjam.lz4.decompress(data))
-    if codec == "zstd":
-        return bytes(cramjam.zstd.decompress(data))
-    raise RecordError(f"unknown compression codec {codec}")
+        out = _gunzip(data, limit)
+    elif codec in ("snappy", "lz4", "zstd"):
+        import cramjam  # only needed for on-demand record access
+
+        try:
+            out = _snappy_decompress(cramjam, data, limit) if codec == "snappy" else \
+                _decompress_into(cramjam, getattr(cramjam, codec), data, limit)
+        except cramjam.DecompressionError as exc:
+            raise RecordError(f"bad {codec} batch: {exc}") from None
+    else:
+        raise RecordError(f"unknown compression codec {codec}")
+    if out is None:
+        if limit == MAX_BATCH_BYTES:
+            raise RecordsCut(f"a {codec} batch decompresses to more than {MAX_BATCH_BYTES >> 20} MiB, kshock's "
+                             "bound per batch: its records were not read")
+        raise RecordsCut(f"the frame's compressed batches hold more than {MAX_FRAME_DECOMPRESSED >> 20} MiB "
+                         "together, kshock's bound per frame: its records were not all read")
+    budget.bytes_left -= len(out)
+    return out
+
+
+def _gunzip(data: bytes, limit: int) -> bytes | None:
+    """gzip.decompress (members in turn, zero padding after them) with at most limit + 1 bytes
+    of output ever held; None past the limit."""
+    parts = []
+    size = 0
+    rest = data
+    while True:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        part = inflate.decompress(rest, limit + 1 - size)
+        size += len(part)
+        if size > limit:
+            return None
+        if not inflate.eof:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        parts.append(part)
+        rest = inflate.unused_data.lstrip(b"\x00")
+        if not rest:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _decompress_into(cramjam, codec, data: bytes, limit: int) -> bytes | None:
+    """lz4/zstd frames into a buffer grown 4x at a time up to limit + 1 (cramjam stops with
+    "failed to write whole buffer" when the output does not fit); None past the limit."""
+    size = min(limit + 1, max(len(data) * 4, 1 << 16))
+    while True:
+        out = bytearray(size)
+        try:
+            n = codec.decompress_into(data, out)
+        except cramjam.DecompressionError as exc:
+            if "whole buffer" not in str(exc):
+                raise
+            if size > limit:
+                return None
+            size = min(limit + 1, size * 4)
+            continue
+        if n > limit:
+            return None
+        del out[n:]
+        return bytes(out)
 
 
 def _codec(bits: int) -> str:
@@ -152,16 +232,25 @@ def _codec(bits: int) -> str:
 _XERIAL = b"\x82SNAPPY\x00"
 
 
-def _snappy_decompress(cramjam, data: bytes) -> bytes:
-    if data[:8] == _XERIAL:  # the Java client's block framing
-        out = bytearray()
-        pos = 16
-        while pos + 4 <= len(data):
-            size = _I32.unpack_from(data, pos)[0]
-            out += cramjam.snappy.decompress_raw(data[pos + 4 : pos + 4 + size])
-            pos += 4 + size
-        return bytes(out)
-    return bytes(cramjam.snappy.decompress_raw(data))
+def _snappy_decompress(cramjam, data: bytes, limit: int) -> bytes | None:
+    """Raw snappy, or the Java client's xerial blocks of it; every block declares its length,
+    which is checked before it is decompressed. None past the limit."""
+    if data[:8] != _XERIAL:
+        if cramjam.snappy.decompress_raw_len(data) > limit:
+            return None
+        return bytes(cramjam.snappy.decompress_raw(data))
+    out = bytearray()
+    pos = 16
+    while pos + 4 <= len(data):
+        size = _I32.unpack_from(data, pos)[0]
+        if size < 0:  # (pos would never move on)
+            raise RecordError("bad snappy block length")
+        block = data[pos + 4 : pos + 4 + size]
+        if len(out) + cramjam.snappy.decompress_raw_len(block) > limit:
+            return None
+        out += cramjam.snappy.decompress_raw(block)
+        pos += 4 + size
+    return bytes(out)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -180,13 +269,14 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     return (value >> 1) ^ -(value & 1), pos
 
 
-def _batch_records(data: bytes, pos: int, end: int, base_offset: int) -> Iterator[Record]:
+def _batch_records(data: bytes, pos: int, end: int, base_offset: int, budget: Budget) -> Iterator[Record]:
     (_, _, _, attrs, _, first_ts, _, _, _, _, count) = _BATCH.unpack_from(data, pos + 12)
     body = data[pos + 61 : end]
     if attrs & 0x07:
-        body = decompress(_codec(attrs & 0x07), body)
+        body = decompress(_codec(attrs & 0x07), body, budget)
     at = 0
     for _ in range(count):
+        _take_record(budget)
         length, at = _varint(body, at)
         rec_end = at + length
         if length < 0 or rec_end > len(body):
@@ -240,11 +330,20 @@ def _legacy_fields(data: bytes, pos: int, end: int):
     return offset, magic, attrs, timestamp, key, value
 
 
-def _legacy_inner(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, bytes | None]]:
+def _take_record(budget: Budget) -> None:
+    budget.records_left -= 1
+    if budget.records_left < 0:
+        raise RecordsCut(f"the frame holds more than {MAX_FRAME_RECORDS} records, kshock's bound for reading "
+                         "one frame's records: they were not read")
+
+
+def _legacy_inner(data: bytes, pos: int, end: int, budget: Budget) -> Iterator[tuple[int, int, int, bytes | None]]:
     """The messages inside the compressed wrapper message at pos (counting them only)."""
     try:
         _, _, attrs, _, _, value = _legacy_fields(data, pos, end)
-        inner = decompress(_codec(attrs & 0x07), value or b"")
+        inner = decompress(_codec(attrs & 0x07), value or b"", budget)
+    except RecordsCut:
+        raise  # (reported: a count that skipped the wrapper would look right and be wrong)
     except Exception:  # noqa: BLE001 - any codec failure means: cannot count inside
         yield (0, 0, 0, None)  # count the wrapper as one record
         return
@@ -257,14 +356,16 @@ def _legacy_inner(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, i
         at += 12 + length
 
 
-def _legacy_records(data: bytes, pos: int, end: int) -> Iterator[Record]:
+def _legacy_records(data: bytes, pos: int, end: int, budget: Budget) -> Iterator[Record]:
     offset, magic, attrs, timestamp, key, value = _legacy_fields(data, pos, end)
     if not attrs & 0x07:
+        _take_record(budget)
         yield Record(offset, timestamp, key, value)
         return
-    inner = decompress(_codec(attrs & 0x07), value or b"")
+    inner = decompress(_codec(attrs & 0x07), value or b"", budget)
     at = 0
     while at + 17 <= len(inner):
+        _take_record(budget)
         length = _I32.unpack_from(inner, at + 8)[0]
         inner_end = at + 12 + length
         if length < 5 or inner_end > len(inner):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from kshock.wire.apis import API_NAMES
-from kshock.wire.records import count_records
+from kshock.wire.records import Budget, count_records
 
 # what a topic-ish struct calls its name, and a partition-ish struct its index
 _TOPIC_NAME_FIELDS = ("name", "topic", "topic_name")
@@ -122,7 +122,7 @@ def summarize(message: Any, version: int, count_record_sets: bool) -> Summary:
     topic_ids: list[bytes] = []
     partitions: list[int] = []
     errors: list[int] = []
-    records = [0]
+    records = [0, Budget()]  # the count, and the frame's decompression bound
     _walk(message, message._struct, version, False, False, topics, topic_ids, partitions, errors,
           records, count_record_sets)
     return Summary(tuple(topics), tuple(topic_ids), tuple(partitions), tuple(errors),
@@ -172,4 +172,4 @@ def _walk(obj, struct, version, in_topic, in_partition, topics, topic_ids, parti
                 if t and t not in topics:
                     topics.append(t)
         elif type_str == "records" and count_record_sets:
-            records[0] += count_records(value)
+            records[0] += count_records(value, records[1])

@@ -106,7 +106,7 @@ def faults(lab):
         # `kshock revert --all`, in-process (it is the same handler; a subprocess per namespace
         # would cost a Python start-up each).
         for ns, pid in [(ns, None) for ns in made.namespaces] + [(None, made.broker_pid)]:
-            revert(Namespace(name=None, all=True, netns=ns, pid=pid))
+            revert(Namespace(names=[], all=True, netns=ns, pid=pid))
         after = _snapshot(made.namespaces)
         assert after == before
         assert not list(Path("/run/kshock/faults").glob(f"*-ksl-{lab.name}-*/*.json"))

@@ -132,9 +132,10 @@ def test_canonical_text():
 
 # -- round trip -----------------------------------------------------------------------------
 
-def _values(type_: str):
+def _values(type_: str, domain: tuple[int, int] | None = None):
+    low, high = domain or (-(2**63), 2**63)
     return {
-        "int": st.integers(-(2**63), 2**63),
+        "int": st.integers(low, high),  # a field's wire width (parse refuses what lies outside)
         "api": st.integers(0, 92),
         "kind": st.sampled_from(KINDS),
         "str": st.text(max_size=12),
@@ -155,13 +156,13 @@ def leaves(draw):
     if op == "exists":
         return Exists(row.name, arg=arg)
     if op == "in":
-        return In(row.name, tuple(draw(st.lists(_values(type_), min_size=1, max_size=3))), arg=arg)
+        return In(row.name, tuple(draw(st.lists(_values(type_, row.domain), min_size=1, max_size=3))), arg=arg)
     if op == "matches":
         tail = draw(st.sampled_from(["", ".*", "$"]))
         if type_ == "bytes":
             return Compare(row.name, op, re.escape(draw(st.binary(max_size=8))) + tail.encode(), arg=arg)
         return Compare(row.name, op, re.escape(draw(st.text(max_size=8))) + tail, arg=arg)
-    return Compare(row.name, op, draw(_values(type_)), arg=arg)
+    return Compare(row.name, op, draw(_values(type_, row.domain)), arg=arg)
 
 
 conditions = st.recursive(

@@ -21,3 +21,109 @@ def test_a_fault_whose_namespace_is_gone_leaves_no_state_behind(tmp_path, monkey
     assert [r.name for r in faults.records()] == ["y"]  # the other fault's state stays
     assert faults.remove_many(records[1:]) == []
     assert faults.records() == [] and not (tmp_path / "faults" / scope.key).exists()
+
+
+# -- reading state: every field checked (issue 10) -------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+from kshock.errors import UserError  # noqa: E402
+
+GOOD = {"name": "f1", "scope": {"name": "ksl-x-broker", "pid": None}, "tables": {"filter": ["KSHOCK-f1"]},
+        "created_at": 1.0, "expires_at": 4.0e9, "summary": {"match": "any"}, "tc": [], "restore": "",
+        "connmark_mask": 0x100}
+
+
+def _write(tmp_path, data, folder="netns-ksl-x-broker", name="f1"):
+    path = tmp_path / "faults" / folder / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else json.dumps(data).encode())
+    return path
+
+
+def test_a_good_record_reads_back_with_its_marks(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    _write(tmp_path, GOOD)
+    (record,) = faults.records()
+    assert record.connmark_mask == 0x100 and record.marks.connmark == 0x100 and faults.damaged() == []
+
+
+@pytest.mark.parametrize("field,value", [
+    ("expires_at", "soon"), ("expires_at", None), ("expires_at", True), ("expires_at", float("inf")),
+    ("expires_at", 1e300), ("created_at", [1]), ("scope", ["ksl-x-broker"]), ("scope", "host"),
+    ("scope", {"name": "..", "pid": None}), ("scope", {"name": "", "pid": None}), ("scope", {"name": None, "pid": -3}),
+    ("scope", {"name": None, "pid": True}), ("scope", {"name": "a", "pid": 5}), ("scope", {"inode": "x"}),
+    ("scope", {"name": "ksl-x-broker", "extra": 1}), ("tables", "KSHOCK-f1"), ("tables", {"filter": "KSHOCK-f1"}),
+    ("tables", {"filter": ["INPUT"]}), ("tables", {"nat": ["KSHOCK-f1"]}), ("tables", {"filter": [1]}),
+    ("summary", []), ("tc", {}), ("tc", [{"interface": "eth0"}]),
+    ("tc", [{"interface": "eth0", "what": "class", "classid": 0x10001, "kind": "tbf"}]), ("restore", 5),
+    ("connmark_mask", "0x100"), ("connmark_mask", -1), ("connmark_mask", 1 << 40), ("name", 7), ("name", "a b"),
+    ("name", "f\u00e41"),
+])
+def test_a_field_of_the_wrong_type_skips_the_file_with_a_reason(tmp_path, monkeypatch, field, value):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    path = _write(tmp_path, {**GOOD, field: value})
+    assert faults.records() == []
+    ((where, reason),) = faults.damaged()
+    assert where == path and "\n" not in reason and (field in reason or "its place" in reason), reason
+
+
+@pytest.mark.parametrize("content", [b"", b"{", json.dumps(GOOD).encode()[:40], b"\xff\xfe\x00{", b"[1, 2]",
+                                     b"[" * 100_000 + b"]" * 100_000, b"null", json.dumps(GOOD).encode("utf-16")])
+def test_cut_binary_and_deep_files_are_skipped(tmp_path, monkeypatch, content):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    _write(tmp_path, content)
+    assert faults.records() == [] and len(faults.damaged()) == 1
+
+
+def test_a_state_file_in_the_wrong_place_or_not_a_file_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    _write(tmp_path, GOOD, folder="host")  # forget() would look elsewhere
+    link = tmp_path / "faults" / "netns-ksl-x-broker" / "f1.json"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(os.devnull)  # never read (a device could be endless)
+    assert faults.records() == [] and len(faults.damaged()) == 2
+
+
+def test_marks_in_rules_counts_every_use_of_conntrack_marks():
+    from kshock.apply.faults import marks_in_rules
+
+    text = "\n".join([
+        "-A PREROUTING -j CONNMARK --set-xmark 0x1000/0x1000",
+        "-A INPUT -m connmark --mark 0x20000/0x30000 -j ACCEPT",
+        "-A INPUT -m connmark ! --mark 0x4/0x4 -j ACCEPT",
+        "-A KSHOCK-x-0c -j CLASSIFY --set-class 4b53:3a01",
+        "-A OUTPUT -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0x800",
+        ":KSHOCK-y - [0:0]",
+    ])
+    marks = marks_in_rules(text)
+    assert marks.connmark == 0x1000 | 0x30000 | 0x4 | 0x800 and marks.tc_slots == {0x3a}
+    assert marks_in_rules("-A OUTPUT -j CONNMARK --save-mark").connmark == 0xFFFFFFFF
+    assert marks_in_rules("-A OUTPUT -j CONNMARK --and-mark 0xffff00ff").connmark == 0xFF00
+
+
+def test_namespace_names_have_one_validator():
+    from kshock import netns
+    from kshock.apply.scope import Scope
+
+    for bad in ("", " ", ".", "..", "a/b", "-x", "x\n", "\u00e9", "a" * 65, None, 3):
+        with pytest.raises(UserError):
+            netns.check_name(bad)
+        assert not netns.exists(bad) if isinstance(bad, str) else True
+    for bad in ("", ".", ".."):
+        with pytest.raises(UserError):
+            Scope(name=bad)
+    assert netns.check_name("ksl-lab-c1") == "ksl-lab-c1" and netns.check_name("_x.1") == "_x.1"
+
+
+def test_a_namespace_nothing_holds_is_gone_and_one_still_held_is_found():
+    from kshock import netns
+    from kshock.apply.scope import Scope, locate
+
+    ours = netns.inode("/proc/self/ns/net")
+    assert locate(Scope(pid=4_194_302, inode=(0, 1))) is None  # no such namespace anywhere
+    found = locate(Scope(pid=4_194_303, inode=ours))  # the pid is not ours, the namespace is
+    assert found is not None and found.via and netns.inode(found.via) == ours

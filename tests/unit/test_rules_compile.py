@@ -70,7 +70,7 @@ def test_client_id_is_a_two_step_program():
         ":KSHOCK-t - [0:0]",
         # 1. the identifying request marks its connection (mark_base 0: bit 8)
         f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && {client} && {SIZE} && {any_api}" {T} '
-        '-m comment --comment "kshock:t/identity client_id == rdk-gzip" -j CONNMARK --set-xmark 0x100/0x100',
+        '-m comment --comment kshock:t/identity:0x100 -j CONNMARK --set-xmark 0x100/0x100',
         # 2. a Produce request carrying the id
         f'-A KSHOCK-t -p tcp -m u32 --u32 "{IHL} && {produce} && {client} && {SIZE} && {version}" {T} '
         "-m comment --comment kshock:t/r1 -j DROP",
@@ -225,6 +225,72 @@ def test_identity_bits_are_shared_and_listed():
     assert ruleset.connmark_mask == 0x800 | 0x1000  # one identity ("x"), one latch (rule b)
 
 
+def _client_rule(name: str, client: str, **more) -> RuleSpec:
+    return RuleSpec(name, parse_condition(f'api == Produce and client_id == "{client}"'), Action("drop"), **more)
+
+
+def _set_bits(ruleset) -> set[int]:
+    """The connmark bits the rule set's rules really set and test (read from the rules, not the mask)."""
+    bits = set()
+    for chain in ruleset.chains:
+        for rule in chain.rules:
+            if rule.target == "CONNMARK":
+                bits.add(int(rule.target_args[1].split("/")[1], 16))
+            if rule.connmark:
+                bits.add(rule.connmark[1])
+    return bits
+
+
+def test_names_that_hash_alike_get_different_bits_when_the_first_ones_are_taken():
+    from kshock.rules.kernel import Marks
+
+    bob = compile_rules([_client_rule("fh", "bob")], "fh", expires_at=None)
+    alone = compile_rules([_client_rule("crosstalk-34", "alice")], "crosstalk-34", expires_at=None)
+    assert bob.connmark_mask == alone.connmark_mask  # the collision of issue 10: crc32 % 16 is 4 for both
+    alice = compile_rules([_client_rule("crosstalk-34", "alice")], "crosstalk-34", expires_at=None, taken=bob.marks)
+    assert alice.connmark_mask and not alice.connmark_mask & bob.connmark_mask
+    assert _set_bits(alice) == {alice.connmark_mask} and _set_bits(bob) == {bob.connmark_mask}
+    # bits outside kshock's space held by others do not count against it; bits inside do
+    wide = compile_rules([_client_rule("fh", "bob")], "fh", expires_at=None, taken=Marks(0xFF0000FF | 0x1000))
+    assert wide.connmark_mask & 0x00FFFF00 == wide.connmark_mask and not wide.connmark_mask & (0xFF0000FF | 0x1000)
+
+
+def test_every_bit_of_a_rule_set_avoids_the_taken_ones_and_none_is_shared_inside_it():
+    from kshock.rules.kernel import Marks
+
+    specs = [_client_rule(f"r{i}", f"c{i}") for i in range(5)] + [_client_rule("l", "z", latch=True),
+                                                                  _client_rule("o", "y", trigger=Trigger("once-per-connection"))]
+    taken = Marks(0x00A05500)  # 6 of the 16 held
+    ruleset = compile_rules(specs, "set", expires_at=None, taken=taken)
+    bits = _set_bits(ruleset)
+    assert len(bits) == 9 and sum(bits) == ruleset.connmark_mask  # 7 identities, a latch, a once-bit
+    assert not ruleset.connmark_mask & taken.connmark
+
+
+def test_too_few_free_bits_is_a_clear_refusal():
+    from kshock.rules.compile import MarksExhausted
+    from kshock.rules.kernel import Marks
+
+    specs = [_client_rule("a", "x"), _client_rule("b", "y")]
+    with pytest.raises(MarksExhausted) as caught:
+        compile_rules(specs, "two", expires_at=None, taken=Marks(0x00FFFF00 & ~0x100))  # one bit left
+    assert str(caught.value) == ("rule set 'two' needs 2 connection-mark bit(s), and other faults and rules of the "
+                                 "namespace hold 15 of the 16 (0xfffe00), leaving 1 — revert a fault that matches "
+                                 "client ids, latches or triggers once per connection, or wait for one to expire")
+    assert compile_rules(specs[:1], "one", expires_at=None, taken=Marks(0x00FFFF00 & ~0x100)).connmark_mask == 0x100
+
+
+def test_tc_class_slots_avoid_the_taken_ones():
+    from kshock.rules.kernel import Marks
+
+    spec = RuleSpec("slow", None, Action("rate", rate_bit_s=1_000_000), Target(direction="egress"))
+    first = compile_rules([spec], "slow", expires_at=None)
+    (slot,) = first.marks.tc_slots
+    again = compile_rules([spec], "slow", expires_at=None, taken=first.marks)
+    assert again.marks.tc_slots and not again.marks.tc_slots & first.marks.tc_slots
+    assert all((c.classid >> 8) & 0xFF != slot for c in again.traffic_control)
+
+
 # -- errors, in full ---------------------------------------------------------------------------
 
 def error_of(text: str, **more) -> CompileError:
@@ -319,4 +385,4 @@ def test_explain_names_fields_offsets_and_versions():
     assert "frame bytes 12-13: client_id in 0xffff [null (-1)]" in text
     latched = explain(compile_rules([RuleSpec("r", parse_condition('client_id == "a"'), Action("drop"),
                                               latch=True)], "t", expires_at=None))
-    assert "connection mark bit" in latched and "identity client_id == a" in latched
+    assert "connection mark bit" in latched and "identity: client id length 1 and 'a'" in latched
