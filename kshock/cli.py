@@ -24,6 +24,31 @@ def _lazy(module: str, function: str) -> Handler:
     return handler
 
 
+def ascii_int(text: str) -> int:
+    """An argparse type: a number in plain ASCII decimal digits (int() would also take "٣",
+    "9_092", " 7" and "+7")."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (write it in plain decimal digits 0-9)")
+    return int(text)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535, in plain ASCII decimal digits."""
+    value = ascii_int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (use 1 to 65535)")
+    return value
+
+
+def ascii_seconds(text: str) -> float:
+    """An argparse type: seconds in plain ASCII decimal (float() would also take "١", "1_0", "inf", "nan")."""
+    whole, dot, fraction = text.partition(".")
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 9
+            and (not dot or (fraction.isascii() and fraction.isdigit() and len(fraction) <= 9))):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (write e.g. 5 or 2.5)")
+    return float(text)
+
+
 def _decode(args: argparse.Namespace) -> int:
     import sys
 
@@ -114,7 +139,7 @@ def _add_rule_source(sub: argparse.ArgumentParser, with_duration: bool = True) -
                      help="drop | reset | stall | loss 30%% | rate 1mbit | delay 200ms [jitter 20ms] | duplicate 5%% | "
                      "corrupt 1%% | reorder 10%%")
     sub.add_argument("--name", help="the rule's name (with --match/--action; default: adhoc)")
-    sub.add_argument("--port", type=int, action="append", metavar="N", help="Kafka port(s) (default: 9092)")
+    sub.add_argument("--port", type=port_number, action="append", metavar="N", help="Kafka port(s) (default: 9092)")
     sub.add_argument("--host", help="the broker's (or peer's) address or network")
     sub.add_argument("--interface", metavar="IF", help="network interface")
     sub.add_argument("--direction", default="ingress", choices=["ingress", "egress", "forward", "both"],
@@ -155,12 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit status 1 when the capture file itself is damaged (what came before is still decoded).",
     )
     decode.add_argument("file", help="capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked v1/v2, raw IP, BSD loopback)")
-    decode.add_argument("--port", type=int, action="append", metavar="N",
+    decode.add_argument("--port", type=port_number, action="append", metavar="N",
                         help="TCP port Kafka listens on; repeat for several (default: 9092)")
     decode.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per frame; summary on stderr")
     decode.add_argument("--filter", metavar="EXPR",
                         help='show only frames matching a condition, e.g. \'api == Produce and client_id == "shop"\'')
-    decode.add_argument("--max-flow-mib", type=int, default=64, metavar="MIB",
+    decode.add_argument("--max-flow-mib", type=ascii_int, default=64, metavar="MIB",
                         help="memory bound per TCP connection (default: %(default)s)")
     decode.set_defaults(handler=_decode)
 
@@ -186,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "at which frame offset, for which API versions.")
     explain_.add_argument("source", help="a rule file, or a condition (quoted)")
     explain_.add_argument("--action", default="drop", help="action for a condition (default: %(default)s)")
-    explain_.add_argument("--port", type=int, action="append", metavar="N", help="Kafka port(s) (default: 9092)")
+    explain_.add_argument("--port", type=port_number, action="append", metavar="N", help="Kafka port(s) (default: 9092)")
     explain_.add_argument("--topic-ids", metavar="CAPTURE", help="learn topic ids from a capture's Metadata responses")
     explain_.set_defaults(handler=_explain)
 
@@ -197,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "frames, kernel packets, hit and missed frames, false packets, with packet numbers as in Wireshark.")
     replay_.add_argument("file", help="capture file (pcap or pcapng)")
     replay_.add_argument("--rules", required=True, metavar="RULEFILE", help="rule file (see rules/*.yaml)")
-    replay_.add_argument("--port", type=int, action="append", metavar="N",
+    replay_.add_argument("--port", type=port_number, action="append", metavar="N",
                          help="Kafka port; repeat for several (default: the rules' target ports)")
     replay_.add_argument("--json", action="store_true", help="JSON Lines, one object per rule; summary on stderr")
     replay_.add_argument("--kernel", action="store_true", help="also load the rules into throwaway namespaces, "
@@ -213,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`-m time --datestop`, so the kernel ends the fault at its time even if kshock is killed.")
     _add_rule_source(apply_)
     apply_.add_argument("--netns", metavar="NAME", help="apply inside this network namespace")
-    apply_.add_argument("--pid", type=int, help="apply inside the network namespace of this process")
+    apply_.add_argument("--pid", type=ascii_int, help="apply inside the network namespace of this process")
     apply_.add_argument("--dry-run", action="store_true", help="print the rules that would be loaded; change nothing")
     apply_.add_argument("--hold", action="store_true", help="stay in the foreground with a countdown; revert on exit or Ctrl-C")
     apply_.add_argument("--force", action="store_true", help="apply even if the rules would cut this SSH session")
@@ -231,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     revert_.add_argument("names", nargs="*", metavar="NAME", help="the fault(s) to remove")
     revert_.add_argument("--all", action="store_true", help="every fault, and leftovers of crashed runs")
     revert_.add_argument("--netns", metavar="NAME", help="only in this network namespace")
-    revert_.add_argument("--pid", type=int, help="only in the network namespace of this process")
+    revert_.add_argument("--pid", type=ascii_int, help="only in the network namespace of this process")
     revert_.add_argument("--host", action="store_true", help="only in the host's own network namespace")
     revert_.add_argument("--all-scopes", action="store_true",
                          help="revert NAME in every namespace that has a fault of that name")
@@ -280,10 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     up = lab_command("up", _lazy("kshock.lab.commands", "up"), "create the lab and start the broker; returns once it answers ApiVersions")
-    up.add_argument("--clients", type=int, default=3, help="client namespaces (default: %(default)s)")
-    up.add_argument("--port", type=int, default=9092, help="broker port (default: %(default)s)")
+    up.add_argument("--clients", type=ascii_int, default=3, help="client namespaces (default: %(default)s)")
+    up.add_argument("--port", type=port_number, default=9092, help="broker port (default: %(default)s)")
     up.add_argument(
-        "--timeout", type=float, default=20.0, help="seconds to wait for the broker (default: %(default)s)"
+        "--timeout", type=ascii_seconds, default=20.0, help="seconds to wait for the broker (default: %(default)s)"
     )
 
     lab_command("down", _lazy("kshock.lab.commands", "down"), "remove everything the lab made (idempotent; also after a crash)")
@@ -298,13 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_help = "workload scenario: " + ", ".join(_scenario_names())
     traffic = lab_command("traffic", _lazy("kshock.lab.commands", "traffic"), "run real Kafka client workloads in the client namespaces")
     traffic.add_argument("--scenario", default="mixed", help=scenario_help + " (default: %(default)s)")
-    traffic.add_argument("--duration", type=float, help="seconds (default: the scenario's own, 4-8 s)")
+    traffic.add_argument("--duration", type=ascii_seconds, help="seconds (default: the scenario's own, 4-8 s)")
     traffic.add_argument("--json", action="store_true", help="print the workloads' ground-truth report as JSON")
 
     record = lab_command("record", _lazy("kshock.lab.commands", "record"), "record a scenario's traffic with tcpdump, plus a ground-truth sidecar")
     record.add_argument("scenario", help=scenario_help)
     record.add_argument("out", help="output pcap (the sidecar is written beside it as NAME.json)")
-    record.add_argument("--duration", type=float, help="seconds (default: the scenario's own, 4-8 s)")
+    record.add_argument("--duration", type=ascii_seconds, help="seconds (default: the scenario's own, 4-8 s)")
     return parser
 
 

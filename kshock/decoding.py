@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from kshock.capture import CaptureReader
 from kshock.wire.model import Gap, KafkaFrame, Malformed, Skipped
 from kshock.wire.sniffer import Sniffer
+from kshock.wire.text import terminal_safe
 
 if TYPE_CHECKING:  # (the condition language loads only for --filter: 45 ms of every start)
     from kshock.conditions import Condition
@@ -142,10 +143,10 @@ def write_table(run: DecodeRun, out: TextIO) -> None:
         if isinstance(event, KafkaFrame):
             out.write(_row(_frame_cells(event), widths) + "\n")
             if isinstance(event, Malformed):
-                out.write(f"{'':15}   ! not decoded: {event.error}\n")
+                out.write(f"{'':15}   ! not decoded: {terminal_safe(str(event.error))}\n")
         elif isinstance(event, Gap):
             out.write(f"{_clock(event.ts)}   ! gap: {event.length} bytes never captured in {event.src} -> {event.dst} "
-                      f"({event.reason})\n")
+                      f"({terminal_safe(str(event.reason))})\n")
         elif isinstance(event, Skipped):
             out.write(f"{_clock(event.ts)}   ! skipped {event.length} bytes in {event.src} -> {event.dst} "
                       f"while looking for the next Kafka frame\n")
@@ -161,6 +162,10 @@ def summary(run: DecodeRun) -> str:
         f"{stats.connections} connections (closed: {closed}); {stats.gaps} gaps ({stats.gap_bytes} bytes lost), "
         f"{stats.skipped_bytes} bytes skipped while resynchronising",
     ]
+    evicted = stats.closed.get("evicted", 0)
+    if evicted:
+        lines.append(f"{evicted} connections were evicted: more than {run.sniffer.max_connections:,} were open at once, "
+                     "so the least recently active were closed (their unfinished frames are shown as undecodable)")
     if run.keep is not None:
         lines.append(f"{run.shown} of {stats.frames} frames matched the filter")
         cut = getattr(run.keep, "cut", 0)
@@ -175,6 +180,7 @@ def summary(run: DecodeRun) -> str:
 
 
 def _frame_cells(frame: KafkaFrame) -> tuple[str, ...]:
+    """The cells, every wire string made safe for a terminal (terminal_safe)."""
     arrow = f"{frame.src} -> {frame.dst}"
     api = f"{frame.api or frame.api_key} v{frame.api_version}" if frame.api_version is not None else str(frame.api or "?")
     if frame.kind == "response" or (isinstance(frame, Malformed) and frame.direction == "response"):
@@ -182,10 +188,11 @@ def _frame_cells(frame: KafkaFrame) -> tuple[str, ...]:
     return (
         _clock(frame.ts),
         arrow,
-        api,
+        terminal_safe(api),
         "" if frame.correlation_id is None else str(frame.correlation_id),
-        frame.client_id if frame.client_id is not None else (f"({frame.conn_client_id})" if frame.conn_client_id else "-"),
-        ",".join(frame.topics),
+        terminal_safe(frame.client_id if frame.client_id is not None
+                      else (f"({frame.conn_client_id})" if frame.conn_client_id else "-")),
+        terminal_safe(",".join(frame.topics)),
         str(len(frame.partitions)) if frame.partitions else "",
         "" if frame.records is None else str(frame.records),
         ",".join(map(str, frame.error_codes)),

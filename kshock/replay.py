@@ -301,7 +301,9 @@ def replay_command(args, out: TextIO | None = None) -> int:
         out.flush()
         print(report.summary().replace("\n", "; "), file=sys.stderr)
     else:
-        out.write(report.render_text())
+        from kshock.wire.text import terminal_safe_lines
+
+        out.write(terminal_safe_lines(report.render_text()))
     if report.problem:
         raise UserError(f"{args.file} is damaged: {report.problem}",
                         "the numbers above cover the packets before the damage; re-capture or cut the file "

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -211,7 +212,13 @@ def _selection(name: str | None, pid: int | None, host: bool = False):
         words = f"namespace {name}"
 
         def picks(record: faults.FaultRecord) -> bool:
-            return record.scope.name == name or (here is not None and same_namespace(record.scope, here))
+            # the name leads to one namespace now: only its faults (an older namespace of that
+            # name, still held by a process, is another place: --pid of its holder reaches it),
+            # and the faults of a namespace of that name nothing holds any more
+            if here is not None:
+                return same_namespace(record.scope, here) or (record.scope.name == name
+                                                              and locate(record.scope) is None)
+            return record.scope.name == name
     else:
         if isinstance(pid, bool) or pid <= 0:
             raise UserError(f"{pid} is not a process id", "give the PID the fault was applied with")
@@ -240,7 +247,23 @@ def _places(found: list[faults.FaultRecord]) -> list[faults.FaultRecord]:
 
 
 def _flags_for(scope: Scope) -> str:
-    return _scope_flags(scope) or " --host"
+    """The options that select `scope`'s namespace now: its name or pid while they lead to it,
+    else the pid (or other name) of what holds it; "" when nothing names it (--all-scopes then)."""
+    where = locate(scope)
+    if where is None or not where.via:
+        return _scope_flags(scope) or " --host"
+    held = re.fullmatch(r"/proc/(\d+)(?:/task/(\d+))?/ns/net", where.via)
+    if held:
+        return f" --pid {held.group(2) or held.group(1)}"
+    named = re.fullmatch(re.escape(str(netns.NETNS_DIR)) + r"/([^/]+)", where.via)
+    if named and netns.valid_name(named.group(1)):
+        return f" --netns {named.group(1)}"
+    return ""
+
+
+def _revert_command(name: str, scope: Scope) -> str:
+    flags = _flags_for(scope)
+    return f"kshock revert {name}{flags}" if flags else f"kshock revert {name} --all-scopes"
 
 
 def revert(args: argparse.Namespace) -> int:
@@ -265,7 +288,7 @@ def revert(args: argparse.Namespace) -> int:
         if not matching:
             elsewhere = _places([record for record in faults.records() if record.name == name])
             if scoped and elsewhere:
-                hint = "it is active in " + ", ".join(f"{r.scope.describe()} (kshock revert {name}{_flags_for(r.scope)})"
+                hint = "it is active in " + ", ".join(f"{r.scope.describe()} ({_revert_command(name, r.scope)})"
                                                       for r in elsewhere)
             else:
                 hint = "active faults: " + (", ".join(sorted({r.name for r in faults.records()})) or "none")
@@ -273,8 +296,8 @@ def revert(args: argparse.Namespace) -> int:
         places = _places(matching)
         if len(places) > 1 and not scoped and not all_scopes:
             raise UserError(f"a fault named {name!r} is active in {len(places)} namespaces: "
-                            + ", ".join(record.scope.describe() for record in places),
-                            "say which: " + " or ".join(f"kshock revert {name}{_flags_for(r.scope)}" for r in places)
+                            + ", ".join((locate(record.scope) or record.scope).describe() for record in places),
+                            "say which: " + " or ".join(dict.fromkeys(_revert_command(name, r.scope) for r in places))
                             + f"; or all of them: kshock revert {name} --all-scopes")
         chosen += matching
     outcomes = faults.revert_many(chosen)
@@ -312,12 +335,11 @@ def _revert_all(here: Scope | None, picks, scoped: bool) -> int:
     for scope in distinct:
         removed += [f"{chain} (left over)" for chain in faults.remove_leftovers(scope)]
     for path, _ in broken:
-        path.unlink(missing_ok=True)
-        removed.append(f"damaged state file {path.name} (removed)")
-        try:
-            path.parent.rmdir()
-        except OSError:
-            pass
+        if faults.discard_damaged(path):
+            removed.append(f"damaged state file {path.name} (removed)")
+        else:
+            print(f"kshock: warning: could not remove damaged state entry {path} — remove it by hand",
+                  file=sys.stderr)
     print("reverted: " + ", ".join(removed) if removed else "nothing to revert")
     return ExitStatus.OK
 
@@ -364,10 +386,12 @@ def status(args: argparse.Namespace) -> int:
     if not report:
         print("no active faults")
         return ExitStatus.OK
+    from kshock.wire.text import terminal_safe  # (state-file text reaches the terminal)
+
     for record, where, counters, shaping, problem in report:
         summary = record.summary
-        print(f"{record.name}  in {where.describe()}  {summary.get('action')} {summary.get('match')} "
-              f"on {summary.get('target')}  {_human(record.seconds_left())} left")
+        print(terminal_safe(f"{record.name}  in {where.describe()}  {summary.get('action')} {summary.get('match')} "
+                            f"on {summary.get('target')}  {_human(record.seconds_left())} left"))
         if problem:
             print(f"  {problem}")
         for chain, rules in counters.items():

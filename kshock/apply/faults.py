@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import stat
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -36,6 +37,7 @@ from kshock.rules.spec import RuleSpec
 
 STATE_MAX_BYTES = 4 << 20  # a state file holds one fault's rules: a few KB, 4 MiB is damage
 _LAST_EPOCH = 4102444800.0  # 2100-01-01: any later time in a state file is damage
+_MAX_SPAN = 24 * 3600.0 + 3600.0  # rulefile.MAX_DURATION_S plus slack: a record lasting longer is damage
 
 
 @dataclass(slots=True)
@@ -112,9 +114,16 @@ def _path(scope: Scope, name: str) -> Path:
 
 def save(record: FaultRecord) -> None:
     path = _path(record.scope, record.name)
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_file()) and not discard_damaged(path):
+        raise UserError(f"{path} is in the way of the fault's state file (not a regular file)", f"remove {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record.to_json(), indent=2) + "\n")
+    if os.path.lexists(tmp) and not discard_damaged(tmp):
+        raise UserError(f"{tmp} is in the way of the fault's state file", f"remove {tmp}")
+    path.parent.mkdir(parents=True, exist_ok=True)  # discard_damaged may have taken an empty folder
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(record.to_json(), indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -185,6 +194,8 @@ def _read(path: Path) -> FaultRecord:
                          created_at=_epoch(data, "created_at"), expires_at=_epoch(data, "expires_at"),
                          summary=_summary_of(data.get("summary", {})), tc=_tc_of(data.get("tc", [])),
                          restore=_text(data, "restore"), connmark_mask=_mask(data.get("connmark_mask", 0)))
+    if record.expires_at - record.created_at > _MAX_SPAN:
+        raise _Damaged("'expires_at' is further from 'created_at' than a fault lasts (at most 24h)")
     if (path.parent.name, path.stem) != (record.scope.key, record.name):
         raise _Damaged(f"its place ({path.parent.name}/{path.name}) is not its fault's "
                        f"({record.scope.key}/{record.name}.json)")
@@ -403,12 +414,40 @@ def _locked() -> Iterator[None]:
     """One kshock command at a time installs faults (the marks it read must still be free)."""
     base = faults_dir()
     base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    path = base / ".lock"
+    try:  # never blocks on a FIFO, never follows a link
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise UserError(f"cannot open the lock file {path}: {error.strerror or error}",
+                        f"remove {path} (kshock re-creates it as a plain file)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"the lock file {path} is not a regular file",
+                            f"remove {path} (kshock re-creates it as a plain file)")
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def discard_damaged(path: Path) -> bool:
+    """Remove a damaged state entry (a file, a link, a FIFO, an empty folder); a folder that is
+    not empty is left alone. False when it could not be removed."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        return False
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
+    return True
 
 
 # -- install ---------------------------------------------------------------------------------
@@ -448,12 +487,14 @@ def _install_locked(planned: list[Planned], scope: Scope) -> list[FaultRecord]:
     from kshock.rules.render import render_restore
 
     # before any state file is written: one would overwrite the active fault's of the same name
-    netfilter.check_free(backend, scope, [item.ruleset for item in planned])
-    active = {record.name for record in records(scope)}
+    active_records = records(scope)
+    active = {record.name for record in active_records}
     for item in planned:
         if item.ruleset.name in active:
             raise UserError(f"a fault named {item.ruleset.name!r} is already active in {scope.describe()}",
                             f"revert it first (kshock revert {item.ruleset.name}) or choose another name")
+    _check_chain_names(planned, active_records, scope)
+    netfilter.check_free(backend, scope, [item.ruleset for item in planned])
     taken = marks_in_use(scope, backend=backend)
     for item in planned:
         shared = item.ruleset.marks & taken
@@ -507,6 +548,27 @@ def _install_locked(planned: list[Planned], scope: Scope) -> list[FaultRecord]:
         _drop_created(backend, scope)
         raise
     return made
+
+
+def _check_chain_names(planned: list[Planned], active: list[FaultRecord], scope: Scope) -> None:
+    """Two faults never share a chain (reverting one would take the other's rules out, or the
+    restore would put both into one chain): refused among the faults of this command and
+    against the faults active in the namespace."""
+    owner: dict[str, str] = {}
+    for item in planned:
+        for chain in item.ruleset.chain_names:
+            other = owner.setdefault(chain, item.ruleset.name)
+            if other != item.ruleset.name:
+                raise UserError(f"faults {other!r} and {item.ruleset.name!r} would share chain {chain}",
+                                "rename one of them (their names give their chains' names)")
+    for record in active:
+        for chains in record.tables.values():
+            for chain in chains:
+                if chain in owner:
+                    raise UserError(f"fault {owner[chain]!r} would use chain {chain}, which active fault "
+                                    f"{record.name!r} holds in {scope.describe()}",
+                                    f"rename {owner[chain]!r}, or revert {record.name!r} first "
+                                    f"(kshock revert {record.name})")
 
 
 # -- remove ----------------------------------------------------------------------------------
@@ -615,27 +677,64 @@ def _created_path(scope: Scope) -> Path:
     return faults_dir() / scope.key / "created-tables"
 
 
-def _note_created(scope: Scope, table: str) -> None:
+_CREATED_MAX = 4096  # the note names at most two tables
+
+
+def _read_created(scope: Scope) -> set[str]:
+    """The tables kshock noted it created in `scope`: filter and mangle only, read only from a
+    regular file of a few bytes (never a FIFO, a device or a link to one)."""
     path = _created_path(scope)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return set()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _CREATED_MAX:
+            return set()
+        data = os.read(fd, _CREATED_MAX)
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+    return {word for word in data.decode("ascii", "replace").split() if word in netfilter.TABLES}
+
+
+def _write_created(scope: Scope, tables: set[str]) -> None:
+    path = _created_path(scope)
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+        discard_damaged(path)  # a link, FIFO or folder in its place is never written through
     path.parent.mkdir(parents=True, exist_ok=True)
-    known = set(path.read_text().split()) if path.exists() else set()
-    path.write_text("\n".join(sorted(known | {table})) + "\n")
+    tmp = path.with_name("created-tables.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(sorted(tables & set(netfilter.TABLES))) + "\n")
+    os.replace(tmp, path)
+
+
+def _note_created(scope: Scope, table: str) -> None:
+    if table not in netfilter.TABLES:
+        return
+    _write_created(scope, _read_created(scope) | {table})
 
 
 def _drop_created(backend: netfilter.Backend, scope: Scope, where: Scope | None = None) -> None:
-    """Delete the tables kshock created in `scope` (reached at `where`) once no kshock fault uses them."""
+    """Delete the tables kshock created in `scope` (reached at `where`) once no kshock fault uses
+    them and nothing else (another program's sets, chains or rules) is in them."""
     where = where or scope
     path = _created_path(scope)
-    if not path.exists():
+    if not os.path.lexists(path):
         return
+    noted = _read_created(scope)
     in_use = {table for record in records() if record.scope.key == scope.key for table in record.tables}
-    present = netfilter.tables(backend, where)
+    present = netfilter.tables(backend, where) if noted else set()
     left = set()
-    for table in path.read_text().split():
+    for table in noted:
         if table in present and (table in in_use or not netfilter.drop_if_empty(backend, where, table)):
             left.add(table)
     if left:
-        path.write_text("\n".join(sorted(left)) + "\n")
+        _write_created(scope, left)
         return
     _forget_created(scope)
 
@@ -643,7 +742,8 @@ def _drop_created(backend: netfilter.Backend, scope: Scope, where: Scope | None 
 def _forget_created(scope: Scope) -> None:
     """The note of tables kshock created goes, and the scope's state folder once it is empty."""
     path = _created_path(scope)
-    path.unlink(missing_ok=True)
+    if os.path.lexists(path):
+        discard_damaged(path)
     try:
         path.parent.rmdir()
     except OSError:

@@ -23,6 +23,7 @@ from kshock.rules.render import render_restore_many
 
 CHAIN_PREFIX = "KSHOCK-"
 TABLES = ("filter", "mangle")
+_INCOMPATIBLE = re.compile(r"^# Table [`'\"]?[^\s]*['\"]? is incompatible", re.M)
 _MISSING_EXTENSION = re.compile(r"Couldn't load (?:match|target) `?(\w+)'?")
 
 
@@ -47,6 +48,12 @@ def save(backend: Backend, scope: Scope, table: str, counters: bool = False) -> 
     result = subprocess.run(scope.argv(argv), capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
         raise OperationFailed(f"{backend.save} failed in {scope.describe()}: {result.stderr.strip()}")
+    if _INCOMPATIBLE.search(result.stdout) or _INCOMPATIBLE.search(result.stderr):
+        raise OperationFailed(f"{backend.save} cannot read table {table!r} in {scope.describe()}: another program "
+                              "put an nft rule there that iptables cannot show, so kshock cannot see (or remove) "
+                              "its chains",
+                              f"remove the foreign rule (nft list table ip {table}; nft delete rule ...) and run "
+                              "kshock again, or wait: every kshock rule stops at its --datestop")
     return result.stdout
 
 
@@ -73,12 +80,42 @@ def drop_if_empty(backend: Backend, scope: Scope, table: str) -> bool:
     chains with an ACCEPT policy is left in it: `iptables-save` then reads exactly as before."""
     if backend.name != "nf_tables" or shutil.which("nft") is None:
         return False
+    if table not in TABLES:
+        return False  # kshock only ever notes filter and mangle
     for line in save(backend, scope, table).splitlines():
         if line.startswith("-A ") or (line.startswith(":") and " ACCEPT " not in line):
             return False
+    # what iptables cannot show (another program's sets, maps, chains, rules) keeps the table too
+    listed = subprocess.run(scope.argv(["nft", "list", "table", "ip", table]), capture_output=True, text=True,
+                            timeout=10)
+    if listed.returncode != 0 or not only_empty_base_chains(listed.stdout, table):
+        return False
     result = subprocess.run(scope.argv(["nft", "delete", "table", "ip", table]), capture_output=True, text=True,
                             timeout=10)
     return result.returncode == 0
+
+
+_BASE_CHAINS = {"filter": {"INPUT", "FORWARD", "OUTPUT"},
+                "mangle": {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}}
+_BASE_CHAIN_HOOK = re.compile(r"type (?:filter|route) hook \w+ priority [\w+-]+; policy accept;")
+
+
+def only_empty_base_chains(listing: str, table: str) -> bool:
+    """Whether `nft list table ip TABLE` shows nothing but empty built-in chains with an accept
+    policy (no sets, maps, flowtables, other chains or rules)."""
+    lines = [line.strip() for line in listing.splitlines() if line.strip()]
+    if len(lines) < 2 or lines[0] != f"table ip {table} {{" or lines[-1] != "}":
+        return False
+    body = lines[1:-1]
+    if len(body) % 3:
+        return False
+    for at in range(0, len(body), 3):
+        chain = re.fullmatch(r"chain (\w+) \{", body[at])
+        if not chain or chain.group(1) not in _BASE_CHAINS.get(table, set()):
+            return False
+        if not _BASE_CHAIN_HOOK.fullmatch(body[at + 1]) or body[at + 2] != "}":
+            return False
+    return True
 
 
 def load(backend: Backend, scope: Scope, ruleset: RuleSet) -> None:
@@ -102,9 +139,9 @@ def check_free(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> N
     for ruleset in rulesets:
         clash = sorted(existing.get(ruleset.table, set()) & set(ruleset.chain_names))
         if clash:
-            raise UserError(f"a fault named {ruleset.name!r} is already active in {scope.describe()} "
-                            f"({', '.join(clash)})",
-                            f"revert it first (kshock revert {ruleset.name}) or choose another name")
+            raise UserError(f"fault {ruleset.name!r} would use chain(s) {', '.join(clash)}, which are already in "
+                            f"{scope.describe()} (a fault of that name, or one whose chains are named alike)",
+                            "kshock status shows the active faults; revert that one first, or choose another name")
 
 
 def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) -> list[str]:
@@ -124,7 +161,7 @@ def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) 
     lines += [f"-X {chain}" for chain in sorted(targets)]
     lines.append("COMMIT")
     revert = "\n".join(lines) + "\n"
-    audit_restore(revert)  # only jumps into, and flushes of, the chains being removed
+    audit_restore(revert, revert=True)  # only jumps into, and flushes of, the chains being removed
     _restore(backend, scope, revert)
     return sorted(targets)
 

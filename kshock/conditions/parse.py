@@ -189,6 +189,12 @@ def quote(value: str | bytes) -> str:
             out.append(_ESCAPES[code])
         elif code < 0x20 or code == 0x7F or (isinstance(value, bytes) and code > 0x7E):
             out.append(f"\\x{code:02x}")
+        elif not ch.isprintable():  # C1, bidi, line separators...: their UTF-8 bytes (safe on a terminal)
+            try:
+                raw = ch.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raw = ch.encode("utf-8", "surrogatepass")
+            out.append("".join(f"\\x{b:02x}" for b in raw))
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
@@ -261,9 +267,9 @@ _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\[\s\S])*")
   | (?P<open_string>"(?:[^"\\]|\\[\s\S])*\\?\Z)
-  | (?P<ip>(?:\d{1,3}\.){3}\d{1,3}(?:/\d+)?
-         | (?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]*(?:/\d+)?)
-  | (?P<number>-?(?:0[xX][0-9A-Fa-f]+|\d+))(?![\w.])
+  | (?P<ip>(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?:/[0-9]+)?
+         | (?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f.]*(?:/[0-9]+)?)
+  | (?P<number>-?(?:0[xX][0-9A-Fa-f]+|[0-9]+))(?![\w.])
   | (?P<word>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?![\w.:/-])
   | (?P<op>==|!=|<=|>=|&&|\|\||[<>!(){}\[\],])
   | (?P<junk>[\w.:/-]+)
@@ -314,6 +320,68 @@ def _tokens(text: str) -> list[_Token]:
         pos = m.end()
     out.append(_Token("end", "", len(text)))
     return out
+
+
+def nested_quantifier(pattern: str | bytes) -> str | None:
+    """What makes `pattern` backtrack exponentially, or None: a group repeated more than once
+    (+, *, {2,}, ...) that itself contains a variable repeat (a+, .*, x?, a{1,3}) or an
+    alternation ((a|aa)+). Walks the parsed pattern (re's own parser), not its text.
+    Atomic groups (?>...) and possessive repeats (a++) never backtrack, so they pass."""
+    try:
+        from re import _constants as sre, _parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover - older Pythons
+        import sre_constants as sre  # type: ignore[no-redef]
+        import sre_parse  # type: ignore[no-redef]
+    repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT)
+    atomic_group, possessive = getattr(sre, "ATOMIC_GROUP", None), getattr(sre, "POSSESSIVE_REPEAT", None)
+    atomic = (atomic_group, possessive)
+
+    def children(op, av) -> list:
+        if op in repeats or op == possessive:
+            return [av[2]]
+        if op == atomic_group:
+            return [av]
+        if op == sre.SUBPATTERN:
+            return [av[3]]
+        if op == sre.BRANCH:
+            return list(av[1])
+        if op in (sre.ASSERT, sre.ASSERT_NOT):
+            return [av[1]]
+        if op == sre.GROUPREF_EXISTS:
+            return [branch for branch in av[1:] if branch is not None]
+        return []
+
+    def inner(items) -> str | None:
+        """A variable repeat or an alternation that can backtrack, inside a repeated part."""
+        for op, av in items:
+            if op in atomic:
+                continue
+            if op in repeats and av[0] != av[1]:
+                return "a repeat"
+            if op == sre.BRANCH:
+                return "an alternation"
+            for child in children(op, av):
+                found = inner(child)
+                if found:
+                    return found
+        return None
+
+    def outer(items) -> str | None:
+        for op, av in items:
+            if op in repeats and av[1] > 1:
+                found = inner(av[2])
+                if found:
+                    return f"a group that contains {found} (a nested quantifier, as in (a+)+ or (a|aa)+)"
+            for child in children(op, av):
+                found = outer(child)
+                if found:
+                    return found
+        return None
+
+    try:
+        return outer(sre_parse.parse(pattern))
+    except (RecursionError, re.error):
+        return "more deeply nested groups than can be checked"
 
 
 def _unquote(token: _Token, text: str) -> bytes:
@@ -516,6 +584,12 @@ class _Parser:
         except re.error as exc:
             raise self.error(token, f"invalid regular expression: {exc.msg} at position {exc.pos}",
                              "matches takes a Python regular expression") from None
+        nested = nested_quantifier(pattern)
+        if nested:
+            raise self.error(token, f"the regular expression repeats {nested}: on some inputs it would "
+                             "backtrack for hours (Python's re has no time limit), so it is refused",
+                             "flatten it (e.g. ^.+!$ for ^(.+)+!$), or make the inner part atomic, "
+                             "(?>...), or possessive, a++")
         return pattern
 
     def _value(self, row: Field, arg: str | None, op: str = "==") -> Any:

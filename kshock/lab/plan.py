@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kshock.errors import UserError
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]{0,9}")  # used with fullmatch: "$" would let "lab\n" through
 NAMESPACE_PREFIX = "ksl-"
 MAX_LABS = 256
 MAX_CLIENTS = 200
@@ -53,7 +53,7 @@ class LabPlan:
 
     def host(self, name: str) -> Host:
         for host in (self.broker, *self.clients):
-            if host.name == name or (name.isdigit() and host.name == f"c{name}"):
+            if host.name == name or (name.isascii() and name.isdigit() and host.name == f"c{name}"):
                 return host
         known = ", ".join(h.name for h in (self.broker, *self.clients))
         raise UserError(f"lab {self.name} has no host {name!r}", f"choose one of: {known}")
@@ -64,7 +64,7 @@ def namespace_prefix(lab_name: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise UserError(
             f"invalid lab name {name!r}",
             "use 1-10 lowercase letters and digits, starting with a letter (namespace names derive from it)",

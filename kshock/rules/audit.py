@@ -35,16 +35,42 @@ ADDRESS = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?\Z")
 _BY_OPTION = {"--u32": U32, "--hex-string": HEX_STRING, "--comment": COMMENT, "--datestop": DATESTOP,
               "-i": INTERFACE, "-o": INTERFACE, "-s": ADDRESS, "-d": ADDRESS}
 _MATCHES = ("tcp", "connmark", "u32", "string", "statistic", "time", "comment")
-_TERMINAL = {"filter": ("DROP", "REJECT", "RETURN", "CONNMARK", "MARK"),
-             # the traffic-control chains classify then ACCEPT, which ends only the mangle table
-             "mangle": ("DROP", "RETURN", "CONNMARK", "MARK", "CLASSIFY", "ACCEPT")}
+_TERMINAL = {"filter": ("DROP", "REJECT", "RETURN", "CONNMARK"),
+             # the traffic-control chains classify then ACCEPT (exactly those two rules, see
+             # _Block.close), which ends only the mangle table
+             "mangle": ("DROP", "RETURN", "CONNMARK", "CLASSIFY", "ACCEPT")}
 _TARGET_ARGS = {
     "REJECT": re.compile(r"(?: --reject-with "
                          r"(?:tcp-reset|icmp-(?:port|host|net)-unreachable|icmp-admin-prohibited))?\Z"),
-    "CONNMARK": re.compile(r" --set-(?:x)?mark 0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8}\Z"),
-    "MARK": re.compile(r" --set-(?:x)?mark 0x[0-9a-f]{1,8}/0x[0-9a-f]{1,8}\Z"),
+    "CONNMARK": re.compile(r" --set-xmark (?P<value>0x[0-9a-f]{1,8})/(?P<mask>0x[0-9a-f]{1,8})\Z"),
     "CLASSIFY": re.compile(r" --set-class [0-9a-f]{1,4}:[0-9a-f]{1,4}\Z"),
 }
+# kshock's connection-mark bits (compile.CONNMARK_SPACE): a mark outside them is not kshock's.
+MARK_SPACE = 0x00FFFF00
+_MARK = re.compile(r"(0x[0-9a-f]{1,8})/(0x[0-9a-f]{1,8})\Z")
+_PORT = re.compile(r"\d{1,5}\Z")
+_SMALL = re.compile(r"\d{1,5}\Z")
+_FLAGS = re.compile(r"(?:FIN|SYN|RST|PSH|ACK|URG|ECE|CWR|ALL|NONE)(?:,(?:FIN|SYN|RST|PSH|ACK|URG|ECE|CWR|ALL|NONE))*\Z")
+_PROBABILITY = re.compile(r"\d(?:\.\d{1,12})?(?:e-\d{1,2})?\Z")
+# Every option kshock writes (and iptables-save prints back), where it may stand and what value
+# patterns it takes (one per value); anything else — `--match`, `--modprobe`, `-c`, `!`, a value
+# that fails its pattern, however it starts — is refused.
+_TOP_OPTIONS = {"-p": (re.compile(r"tcp\Z"),), "-s": (ADDRESS,), "-d": (ADDRESS,), "-i": (INTERFACE,),
+                "-o": (INTERFACE,)}
+_MATCH_OPTIONS = {
+    "tcp": {"--sport": (_PORT,), "--dport": (_PORT,), "--tcp-flags": (_FLAGS, _FLAGS)},
+    "connmark": {"--mark": (_MARK,)},
+    "u32": {"--u32": (U32,)},
+    "string": {"--algo": (re.compile(r"kmp\Z"),), "--from": (_SMALL,), "--to": (_SMALL,),
+               "--hex-string": (HEX_STRING,)},
+    "statistic": {"--mode": (re.compile(r"(?:random|nth)\Z"),), "--probability": (_PROBABILITY,),
+                  "--every": (_SMALL,), "--packet": (_SMALL,)},
+    "time": {"--datestop": (DATESTOP,)},
+    "comment": {"--comment": (COMMENT,)},
+}
+# options a match must carry (time: exactly its --datestop, the dead-man switch)
+_MATCH_REQUIRED = {"connmark": {"--mark"}, "u32": {"--u32"}, "time": {"--datestop"}, "comment": {"--comment"},
+                   "string": {"--algo", "--from", "--to", "--hex-string"}, "statistic": {"--mode"}}
 # A restore line's words: double-quoted (iptables-save escapes \" and \\ inside) or bare.
 _WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
 _HINT = "nothing was loaded; this is a kshock bug, please report it with the rule that caused it"
@@ -74,10 +100,12 @@ def check_chain(name: str) -> str:
 
 # -- iptables-restore ------------------------------------------------------------------------
 
-def audit_restore(text: str, *, require_expiry: bool = True) -> None:
+def audit_restore(text: str, *, require_expiry: bool = True, revert: bool = False) -> None:
     """Raise UnsafeRuleText unless `text` (for `iptables-restore --noflush`) only declares and
     fills KSHOCK-* chains, adds jumps into them from INPUT/OUTPUT/FORWARD, deletes such jumps,
-    and flushes/deletes KSHOCK-* chains; each table once, one COMMIT each, nothing else."""
+    and flushes/deletes KSHOCK-* chains; each table once, one COMMIT each, nothing else.
+    Every rule word is checked against the options kshock writes (see _MATCH_OPTIONS).
+    With `revert` (text on the way out), only -D, -F and -X lines are allowed."""
     _text_shape(text, tabs=False)
     seen_tables: set[str] = set()
     table = None
@@ -94,7 +122,7 @@ def audit_restore(text: str, *, require_expiry: bool = True) -> None:
             block.close()
             table = None
         else:
-            block.line(line, require_expiry)
+            block.line(line, require_expiry, revert)
     if table is not None:
         raise UnsafeRuleText(f"the {table} block has no COMMIT")
     if not seen_tables:
@@ -110,9 +138,12 @@ class _Block:
         self.rules = False
         self.jumps_deleted: list[tuple[str, str]] = []  # (target, line)
         self.removed: set[str] = set()  # chains this block deletes (-X)
+        self.targets: dict[str, list[str]] = {}  # chain -> the targets of its rules, in order
 
-    def line(self, line: str, require_expiry: bool) -> None:
+    def line(self, line: str, require_expiry: bool, revert: bool = False) -> None:
         if line.startswith(":"):
+            if revert:
+                raise UnsafeRuleText("text that removes kshock's rules declares no chain (only -D, -F, -X)", line)
             found = re.fullmatch(r":(\S+) - \[0:0\]", line)
             if not found or not CHAIN.match(found.group(1)):
                 raise UnsafeRuleText("only KSHOCK-* chains may be declared (`:KSHOCK-x - [0:0]`)", line)
@@ -132,15 +163,19 @@ class _Block:
         if op not in ("-A", "-D") or len(words) < 2:
             raise UnsafeRuleText(f"{_show(op)} is not an operation kshock uses (only -A, -D, -F, -X)", line)
         chain, args = words[1], words[2:]
+        if op == "-A" and revert:
+            raise UnsafeRuleText("text that removes kshock's rules adds none (only -D, -F, -X)", line)
         target, target_args = _target(args, line)
+        _check_rule_args(args[:args.index("-j")], line)
         if op == "-D":
+            if target_args:
+                raise UnsafeRuleText("a jump takes no target options", line)
             # a revert deletes the jumps into the chains it removes, and nothing else
             if chain not in BUILTINS or not CHAIN.match(target):
                 raise UnsafeRuleText("-D may remove only a jump from INPUT/OUTPUT/FORWARD into a KSHOCK-* chain",
                                      line)
             self.jumps_deleted.append((target, line))
             return
-        _check_rule_args(args, line)
         if require_expiry and not _has_datestop(args):
             raise UnsafeRuleText("a rule without `-m time --datestop` (the dead-man switch)", line)
         if chain in BUILTINS:
@@ -157,10 +192,20 @@ class _Block:
             return
         if target not in _TERMINAL[self.table]:
             raise UnsafeRuleText(f"target {_show(target)} is not allowed in the {self.table} table", line)
-        if not _TARGET_ARGS.get(target, re.compile(r"\Z")).match("".join(" " + a for a in target_args)):
+        found = _TARGET_ARGS.get(target, re.compile(r"\Z")).match("".join(" " + a for a in target_args))
+        if not found:
             raise UnsafeRuleText(f"unexpected options for -j {target}", line)
+        if target == "CONNMARK" and not _kshock_mark(found.group("value"), found.group("mask")):
+            raise UnsafeRuleText(f"-j CONNMARK may set only kshock's mark bits (0x{MARK_SPACE:08x}), "
+                                 "each as BIT/BIT", line)
+        self.targets.setdefault(chain, []).append(target)
 
     def close(self) -> None:
+        for chain, targets in self.targets.items():
+            # ACCEPT only as kshock's traffic-control chains write it: classify, then accept
+            if "ACCEPT" in targets and targets != ["CLASSIFY", "ACCEPT"]:
+                raise UnsafeRuleText(f"-j ACCEPT in {chain}, which is not a chain of exactly "
+                                     "`-j CLASSIFY` then `-j ACCEPT`")
         for target, line in self.jumps_deleted:
             if target not in self.removed:
                 raise UnsafeRuleText(f"-D of a jump into {target}, which this text does not remove", line)
@@ -177,18 +222,61 @@ def _target(args: list[str], line: str) -> tuple[str, list[str]]:
 
 
 def _check_rule_args(args: list[str], line: str) -> None:
-    """Every word of a rule kshock adds passes the allowlist for its option; only known matches."""
-    before = ""
-    for arg in args:
-        if before == "-m" and arg not in _MATCHES:
-            raise UnsafeRuleText(f"match `{_show(arg)}` is not one kshock uses", line)
-        if arg == "!":
-            raise UnsafeRuleText("kshock never negates a match", line)
-        try:
-            check_token(arg, before if not arg.startswith("-") else "")
-        except UnsafeRuleText:
-            raise UnsafeRuleText(f"{_show(arg)} is not a valid {before or 'argument'} value", line) from None
-        before = arg if arg.startswith("-") and not _is_number(arg) else ""
+    """The words of a rule before its `-j`: only options kshock writes, each where it belongs
+    (a match's options right after its `-m`), at most once, each value against its own pattern."""
+    i, match, seen, used = 0, None, set(), set()
+
+    def finish() -> None:
+        missing = _MATCH_REQUIRED.get(match, set()) - used if match else set()
+        if missing:
+            raise UnsafeRuleText(f"-m {match} without {', '.join(sorted(missing))}", line)
+
+    while i < len(args):
+        option = args[i]
+        if option == "-m":
+            finish()
+            if i + 1 >= len(args) or args[i + 1] not in _MATCHES:
+                raise UnsafeRuleText(f"match `{_show(args[i + 1] if i + 1 < len(args) else '')}` is not one "
+                                     "kshock uses", line)
+            match, used = args[i + 1], set()
+            if ("-m", match) in seen and match != "u32":  # kshock repeats only -m u32
+                raise UnsafeRuleText(f"-m {match} twice", line)
+            seen.add(("-m", match))
+            i += 2
+            continue
+        patterns = _TOP_OPTIONS.get(option)
+        if patterns is not None:
+            finish()
+            match = None
+            if option in seen:
+                raise UnsafeRuleText(f"{option} twice", line)
+            seen.add(option)
+        else:
+            patterns = _MATCH_OPTIONS.get(match, {}).get(option) if match else None
+            if patterns is None:
+                raise UnsafeRuleText(f"{_show(option)} is not an option kshock writes"
+                                     + (f" (after -m {match})" if match else ""), line)
+            if option in used:
+                raise UnsafeRuleText(f"{option} twice", line)
+            used.add(option)
+        values = args[i + 1:i + 1 + len(patterns)]
+        if len(values) != len(patterns):
+            raise UnsafeRuleText(f"{option} without its value", line)
+        for value, pattern in zip(values, patterns):
+            if not pattern.match(value):
+                raise UnsafeRuleText(f"{_show(value)} is not a valid {option} value", line)
+        if option == "--mark":
+            value, mask = _MARK.match(values[0]).groups()
+            if not _kshock_mark(value, mask, exact=False):
+                raise UnsafeRuleText(f"a connection mark outside kshock's bits (0x{MARK_SPACE:08x})", line)
+        i += 1 + len(patterns)
+    finish()
+
+
+def _kshock_mark(value: str, mask: str, exact: bool = True) -> bool:
+    """value/mask within kshock's mark bits; with `exact`, value == mask (set the bits)."""
+    v, m = int(value, 16), int(mask, 16)
+    return m != 0 and m & ~MARK_SPACE == 0 and v & ~m == 0 and (v == m or not exact)
 
 
 def _has_datestop(args: list[str]) -> bool:
@@ -212,10 +300,6 @@ def restore_words(line: str) -> list[str]:
     return words
 
 
-def _is_number(arg: str) -> bool:
-    return bool(re.fullmatch(r"-\d+", arg))
-
-
 # -- nft -------------------------------------------------------------------------------------
 
 _NFT_HEADER = re.compile(r"# kshock rule set (?P<name>\S+): load with `nft -f`, remove with "
@@ -225,17 +309,28 @@ _NFT_EXPIRES = re.compile(r"# expires \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2} UTC \(
 _NFT_TABLE = re.compile(r"kshock_[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _NFT_BASE = re.compile(r"\t\ttype (?:filter|route) hook (?P<hook>input|output|forward) priority "
                        r"(?P<priority>filter|mangle); policy accept;\Z")
-# A rule: matches made of plain words, sets and flag groups; counter; one statement; a comment.
-_NFT_MATCHES = re.compile(r"(?:[A-Za-z0-9_.:/,@&|<>=*-]+ )*\Z")
+# A rule: matches exactly as render_nft writes them (one of these parts each, in any order);
+# then counter, one statement, a comment. No statement hides among the matches (`ct mark set`,
+# `log`, `dup`, `notrack`, ...): a word outside these parts is refused.
+_NFT_FLAG = r"(?:fin|syn|rst|psh|ack|urg|ecn|cwr)"
+_NFT_RANGE = r"0x[0-9a-f]{1,8}(?:-0x[0-9a-f]{1,8})?"
+_NFT_PART = re.compile(
+    r"(?:meta l4proto tcp"
+    r"|ip [sd]addr \d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?"
+    r'|(?:iif|oif)name "[A-Za-z0-9_.:@-]{1,15}\*?"'
+    r"|tcp [sd]port \d{1,5}"
+    rf"|tcp flags & (?:{_NFT_FLAG}|\({_NFT_FLAG}(?: \| {_NFT_FLAG})+\)) == (?:0x0|{_NFT_FLAG}(?: \| {_NFT_FLAG})*)"
+    r"|ct mark & (?P<mask>0x[0-9a-f]{1,8}) == (?P<value>0x[0-9a-f]{1,8})"
+    r"|ip hdrlength 5"
+    rf"|@ih,\d{{1,5}},32(?: & 0x[0-9a-f]{{1,8}})? == (?:{_NFT_RANGE}|\{{ {_NFT_RANGE}(?:, {_NFT_RANGE})* \}})"
+    r"|meta random & 0x7fffffff < \d{1,10}"
+    r"|numgen inc mod \d{1,5} == \d{1,5}"
+    r"|meta time < \d{1,12})(?: |\Z)")
 _NFT_STATEMENTS = re.compile(
-    r"(?:drop|return|accept|jump (?P<jump>\S+)"
+    r"(?:(?P<verdict>drop|return|accept)|jump (?P<jump>\S+)"
     r"|reject with (?:tcp reset|icmp type (?:port|host|net|admin)-(?:unreachable|prohibited))"
-    r"|(?:ct mark|meta mark) set (?:0x[0-9a-f]{1,8}|(?:ct mark|meta mark)(?: and 0x[0-9a-f]{1,8})?"
-    r"(?: (?:or|xor) 0x[0-9a-f]{1,8}))"
-    r"|meta priority set [0-9a-f]{1,4}:[0-9a-f]{1,4})\Z")
-_NFT_IFNAME = re.compile(r'(?:iif|oif)name "[A-Za-z0-9_.:@-]{1,15}\*?"')
-_NFT_SET = re.compile(r"== \{ 0x[0-9a-f]+(?:-0x[0-9a-f]+)?(?:, 0x[0-9a-f]+(?:-0x[0-9a-f]+)?)* \}")
-_NFT_FLAGS = re.compile(r"\((?:[a-z]+ \| )+[a-z]+\)")
+    r"|ct mark set ct mark or (?P<mark>0x[0-9a-f]{1,8})"
+    r"|(?P<classify>meta priority set [0-9a-f]{1,4}:[0-9a-f]{1,4}))\Z")
 
 
 def audit_nft(text: str, *, require_expiry: bool = True) -> None:
@@ -266,8 +361,10 @@ def audit_nft(text: str, *, require_expiry: bool = True) -> None:
     chains = _nft_chains(body)
     defined = {name for name, _, _ in chains}
     for name, base, rules in chains:
-        for rule in rules:
-            _nft_rule(rule, base is not None, defined, require_expiry)
+        kinds = [_nft_rule(rule, base is not None, defined, require_expiry) for rule in rules]
+        # accept only as kshock's traffic-control chains write it: set the priority, then accept
+        if "accept" in kinds and kinds != ["classify", "accept"]:
+            raise UnsafeRuleText(f"accept in chain {name}, which is not exactly `meta priority set` then `accept`")
 
 
 def _nft_chains(body: list[str]) -> list[tuple[str, re.Match | None, list[str]]]:
@@ -304,9 +401,10 @@ def _nft_chains(body: list[str]) -> list[tuple[str, re.Match | None, list[str]]]
     return chains
 
 
-def _nft_rule(rule: str, base: bool, defined: set[str], require_expiry: bool) -> None:
-    # (accept is allowed: in kshock's own nft table it ends only that table's base chain, unlike
-    # an iptables ACCEPT, which would skip the rest of the host's filter table)
+def _nft_rule(rule: str, base: bool, defined: set[str], require_expiry: bool) -> str:
+    """Check one rule; return its statement's kind (classify, accept, drop, return or other).
+    (accept is allowed only as kshock writes it — see audit_nft — where it ends only this
+    table's base chain, unlike an iptables ACCEPT)"""
     if not rule.startswith("\t\t") or rule[2:3].isspace():
         raise UnsafeRuleText("a rule must sit inside its chain", rule)
     text = rule[2:]
@@ -320,20 +418,27 @@ def _nft_rule(rule: str, base: bool, defined: set[str], require_expiry: bool) ->
         matches, sep, statement = ("", "x", text[len("counter "):]) if text.startswith("counter ") else ("", "", "")
     if not sep:
         raise UnsafeRuleText("every rule carries a counter before its statement", rule)
-    # strings, sets and flag groups only where render_nft writes them, with what it writes inside
-    plain = _NFT_FLAGS.sub("flags", _NFT_SET.sub("== set", _NFT_IFNAME.sub("iifname", matches)))
-    if any(c in plain for c in '"{}()') or not _NFT_MATCHES.match(plain + " " if plain else ""):
-        raise UnsafeRuleText("a match made of unexpected words", rule)
+    at = 0
+    while at < len(matches):
+        part = _NFT_PART.match(matches, at)
+        if part is None or part.end() == at:
+            raise UnsafeRuleText("a match made of unexpected words (only the matches kshock writes)", rule)
+        if part.group("mask") and not _kshock_mark(part.group("value"), part.group("mask"), exact=False):
+            raise UnsafeRuleText(f"a connection mark outside kshock's bits (0x{MARK_SPACE:08x})", rule)
+        at = part.end()
     if require_expiry and not re.search(r"(?:^| )meta time < \d{1,12}(?: |$)", matches):
         raise UnsafeRuleText("a rule without `meta time <` (the dead-man switch)", rule)
     found = _NFT_STATEMENTS.match(statement)
     if not found:
         raise UnsafeRuleText("a statement kshock does not use", rule)
+    if found.group("mark") and not _kshock_mark(found.group("mark"), found.group("mark")):
+        raise UnsafeRuleText(f"ct mark set may set only kshock's mark bits (0x{MARK_SPACE:08x})", rule)
     jump = found.group("jump")
     if jump is not None and (jump not in defined or not CHAIN.match(jump)):
         raise UnsafeRuleText(f"a jump to {_show(jump)}, which is not a KSHOCK-* chain of this table", rule)
     if base and jump is None:
         raise UnsafeRuleText("a base chain may only jump into kshock's chains", rule)
+    return "classify" if found.group("classify") else (found.group("verdict") or "other")
 
 
 def _nft_cut_comment(text: str) -> bool:
@@ -358,5 +463,6 @@ def _show(text: object) -> str:
     return shown if len(shown) <= 160 else shown[:157] + "..."
 
 
-__all__ = ["BUILTINS", "CHAIN", "COMMENT", "RULE_NAME", "TABLES", "UnsafeRuleText", "audit_nft", "audit_restore",
+__all__ = ["BUILTINS", "CHAIN", "COMMENT", "MARK_SPACE", "RULE_NAME", "TABLES", "UnsafeRuleText", "audit_nft",
+           "audit_restore",
            "check_chain", "check_token", "restore_words"]

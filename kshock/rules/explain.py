@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kshock.rules.kernel import IP_HEADER, KernelRule, RuleSet, StringWindow, U32Test
+from kshock.rules.kernel import IP_HEADER, KernelRule, RuleSet, StringWindow, TrafficControl, U32Test
 from kshock.rules.render import rule_args
 
 _PREAMBLE = """\
@@ -37,8 +37,7 @@ def explain(ruleset: RuleSet) -> str:
             lines.append(f"  {number}. -A {chain.name} {' '.join(rule_args(rule))}")
             lines += [f"       {text}" for text in _annotate(rule, marks)]
     for plan in ruleset.traffic_control:
-        what = {"rate": f"rate {plan.rate_bit_s}bit", "delay": f"delay {plan.delay_ms:g}ms"
-                + (f" jitter {plan.jitter_ms:g}ms" if plan.jitter_ms else "")}.get(plan.kind, f"{plan.kind} {plan.percent:g}%")
+        what = _tc_what(plan)
         lines.append(f"\ntc plan for rule {plan.rule}: packets classified {plan.classid >> 16:x}:{plan.classid & 0xFFFF:x} "
                      f"get {what} as they leave {plan.interface or 'the interface apply resolves'} (classified from "
                      f"{plan.hook}); the apply step adds kshock's htb root, the class and its qdisc")
@@ -58,6 +57,15 @@ def explain_condition(text: str, *, action: str = "drop", topic_ids: Mapping[str
     spec = RuleSpec("expr", parse_condition(text) if text.strip() != "any" else None, Action(action),
                     approximate=approximate, latch=latch)
     return explain(compile_rules([spec], "explain", expires_at=None, topic_ids=topic_ids))
+
+
+def _tc_what(plan: TrafficControl) -> str:
+    """The treatment of one tc plan (only the fields of its kind are set)."""
+    if plan.kind == "rate":
+        return f"rate {plan.rate_bit_s}bit"
+    if plan.kind == "delay":
+        return f"delay {plan.delay_ms or 0:g}ms" + (f" jitter {plan.jitter_ms:g}ms" if plan.jitter_ms else "")
+    return f"{plan.kind} {plan.percent or 0:g}%"
 
 
 def _where(rule: KernelRule) -> str:

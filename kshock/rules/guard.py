@@ -1,14 +1,12 @@
-"""PURE: would a rule set cut the operator's own SSH session? Asked of the emulator, not guessed."""
+"""PURE: would a rule set cut the operator's own SSH session? Walked by header matches; payload tests may match."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, replace
 
-from kshock.rules.emulate import Emulator
+from kshock.rules.emulate import compile_rule, view_ipv4_tcp
 from kshock.rules.kernel import KernelRule, RuleSet
-
-BLOCKING = ("DROP", "REJECT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +60,58 @@ def ssh_packets(ssh_connection: str | None) -> list[tuple[str, bytes]]:
 
 
 def cuts_ssh(ruleset: RuleSet, ssh_connection: str | None) -> bool:
-    """Would the rule set block an SSH session? With the session unknown, its addresses are too:
-    the rules are asked with their address tests left out (any address may be the session's)."""
+    """Would the rule set block, shape or otherwise touch an SSH session? Decided soundly, not by
+    emulating a few probe packets: an encrypted session's segments can hold any bytes, so every
+    test that reads the payload or keeps state (u32, string, statistic, connmark, TCP flags) is
+    taken as satisfiable. The session cuts if a rule its packets reach (by protocol, addresses
+    and ports; interfaces too are taken as satisfiable) has any target other than RETURN — DROP,
+    REJECT, CLASSIFY (tc shaping), CONNMARK (feeds a later drop), ... A RETURN only stops the walk
+    when it needs nothing but the header. With the session unknown, its addresses are too: the
+    rules are asked with their address tests left out (any address may be the session's)."""
     if ssh_session(ssh_connection).client is None:
         ruleset = _any_address(ruleset)
-    emulator = Emulator(ruleset)
-    for builtin, packet in ssh_packets(ssh_connection):
-        verdict = emulator.verdict(builtin, packet)
-        if verdict is not None and verdict in BLOCKING:
+    chains = {chain.name: chain.rules for chain in ruleset.chains}
+    headers: dict[int, object] = {}
+    for builtin, raw in ssh_packets(ssh_connection):
+        packet = view_ipv4_tcp(raw)
+        for jump in ruleset.jumps:
+            if jump.builtin == builtin and _header_matches(jump.rule, packet, headers) \
+                    and _reaches_cut(jump.rule, packet, chains, headers, 0):
+                return True
+    return False
+
+
+def _header_matches(rule: KernelRule, packet, headers: dict) -> bool:
+    """The rule's header part (protocol, addresses, ports) matches; everything else is assumed to."""
+    check = headers.get(id(rule))
+    if check is None:
+        check = headers[id(rule)] = compile_rule(_header_only(rule))
+    return check(packet)
+
+
+def _header_only(rule: KernelRule) -> KernelRule:
+    return replace(rule, payload_required=False, tcp_flags=None, u32=(), strings=(), connmark=None, statistic=())
+
+
+def _conditional(rule: KernelRule) -> bool:
+    """Does the rule test more than the header (so it may not match a given session packet)?"""
+    return rule != _header_only(rule)
+
+
+def _reaches_cut(rule: KernelRule, packet, chains: dict, headers: dict, depth: int) -> bool:
+    """A matching rule: does its target (or, for a chain, anything in it) cut the session?"""
+    if rule.target not in chains:
+        return rule.target != "RETURN"
+    if depth > 8:
+        return True  # deeper than kshock ever nests: assume the worst
+    for inner in chains[rule.target]:
+        if not _header_matches(inner, packet, headers):
+            continue
+        if inner.target == "RETURN":
+            if _conditional(inner):
+                continue  # may not match: the rules after it may still see the packet
+            return False
+        if _reaches_cut(inner, packet, chains, headers, depth + 1):
             return True
     return False
 

@@ -119,7 +119,7 @@ def render_revert(ruleset: RuleSet) -> str:
     lines += [f"-X {check_chain(name)}" for name in ruleset.chain_names]
     lines.append("COMMIT")
     text = "\n".join(lines) + "\n"
-    audit_restore(text)
+    audit_restore(text, revert=True)
     return text
 
 

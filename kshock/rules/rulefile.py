@@ -52,11 +52,11 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
-_DURATION_PART = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(ms|s|m|h|d)")
+_DURATION_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}  # to milliseconds
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}  # SI, as tc reads them
-_NUMBER = r"(\d{1,12}(?:\.\d{1,9})?)"  # bounded: 400 digits were a float overflow
+_NUMBER = r"([0-9]{1,12}(?:\.[0-9]{1,9})?)"  # bounded: 400 digits were a float overflow
 _PERCENT_ACTIONS = ("loss", "duplicate", "corrupt", "reorder")
 MAX_RATE_BIT_S = 10**12  # 1000gbit
 MAX_DELAY_MS = 3_600_000.0  # an hour
@@ -448,7 +448,7 @@ class _Reader:
 
     def duration(self, key: _Key) -> float:
         node = key.value
-        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT) and re.fullmatch(r"\d{1,9}(\.\d{1,9})?",
+        if isinstance(node, ScalarNode) and node.tag in (_INT, _FLOAT) and re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9})?",
                                                                                          node.value):
             raise self.error(node, "duration", f"{node.value} has no unit",
                              f"write {node.value}s, or use m and h: 90s, 5m, 1h")
@@ -500,7 +500,7 @@ class _Reader:
             if word.endswith("%"):
                 probability = self.percent(node, "trigger", word, "probability 30%") / 100
             else:
-                found = re.fullmatch(r"0?\.\d+|1(?:\.0*)?|0", word)
+                found = re.fullmatch(r"0?\.[0-9]+|1(?:\.0*)?|0", word)
                 if not found:
                     raise self.error(node, "trigger", f"{_shown(word)} is not a probability",
                                      "write 0.3 or 30%")

@@ -328,7 +328,7 @@ def inline_error(text: str) -> str | None:
     if name == "when":
         at = split_do(rest)
         rest = rest[:at] if at is not None else rest
-    elif name not in ("show", "filter") or rest.strip() in ("", "off") or rest.strip().isdigit():
+    elif name not in ("show", "filter") or rest.strip() in ("", "off") or (rest.strip().isascii() and rest.strip().isdigit()):
         return None
     if not rest.strip():
         return None
@@ -583,7 +583,7 @@ class _Completer(Completer):
             yield Completion(suggestion.text, suggestion.start, display_meta=suggestion.meta)
 
 
-_WORDS = re.compile(r'"(?:[^"\\]|\\.)*"?|[A-Za-z_][\w.]*|-?\d+(?:\.\d+)?%?|\S')
+_WORDS = re.compile(r'"(?:[^"\\]|\\.)*"?|[A-Za-z_][\w.]*|-?[0-9]+(?:\.[0-9]+)?%?|\S')
 
 
 class _Lexer(Lexer):

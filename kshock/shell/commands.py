@@ -25,6 +25,7 @@ from kshock.rules.spec import RuleSpec
 from kshock.shell.completion import WHEN_CLAUSES, split_do
 from kshock.shell.session import Session, ShellRule, Tally, frame_client, is_request
 from kshock.wire.model import KafkaFrame
+from kshock.wire.text import terminal_safe
 
 SHOW_LAST = 20
 DEFAULT_DURATION = "5m"
@@ -180,14 +181,14 @@ class Shell:
          "that pick and show N take.")
 def _show(shell: Shell, arg: str) -> Result:
     session = shell.session
-    if arg.isdigit():
+    if _is_number(arg):
         with session.lock:
             frame = session.frame(int(arg))
         if frame is None:
             return Result(_no_frame(session, int(arg)), ok=False)
         data = frame.as_json()
         data["ts"] = f"{_clock(frame.ts)} ({frame.ts:.6f})"
-        return Result("\n".join(f"  {key:<15} {value}" for key, value in data.items()))
+        return Result("\n".join(f"  {key:<15} {terminal_safe(str(value))}" for key, value in data.items()))
     condition = parse_condition(arg) if arg else None
     with session.lock:
         if condition is None and session.filter_text is not None:
@@ -238,19 +239,19 @@ def _stats(shell: Shell, arg: str) -> Result:
     lines.append(f"{'API':<26}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for api, tally in sorted(by_api.items(), key=lambda kv: (-kv[1].requests, kv[0])):
         p50, p99 = tally.percentile(50), tally.percentile(99)
-        lines.append(f"{api:<26}{tally.requests:>9}{rate(tally.requests)}{_ms(p50)}{_ms(p99)}")
+        lines.append(f"{terminal_safe(str(api)):<26}{tally.requests:>9}{rate(tally.requests)}{_ms(p50)}{_ms(p99)}")
     lines += ["", f"{'client-id':<26}{'requests':>9}{'req/s':>9}{'records':>9}"]
     for client, tally in sorted(by_client.items(), key=lambda kv: (-kv[1].requests, kv[0])):
-        lines.append(f"{client:<26}{tally.requests:>9}{rate(tally.requests)}{tally.records:>9}")
+        lines.append(f"{terminal_safe(str(client)):<26}{tally.requests:>9}{rate(tally.requests)}{tally.records:>9}")
     lines += ["", f"{'topic':<26}{'requests':>9}{'req/s':>9}{'records':>9}"]
     for topic, tally in sorted(by_topic.items(), key=lambda kv: (-kv[1].requests, kv[0])):
-        lines.append(f"{topic:<26}{tally.requests:>9}{rate(tally.requests)}{tally.records:>9}")
+        lines.append(f"{terminal_safe(str(topic)):<26}{tally.requests:>9}{rate(tally.requests)}{tally.records:>9}")
     return Result("\n".join(lines))
 
 
 @command("pick", "pick N", "turn frame N into a condition (api, client-id, topic), ready to edit")
 def _pick(shell: Shell, arg: str) -> Result:
-    if not arg.isdigit():
+    if not _is_number(arg):
         raise UserError("pick takes a frame number", "the first column of show; e.g. pick 12")
     with shell.session.lock:
         frame = shell.session.frame(int(arg))
@@ -568,10 +569,9 @@ def _help(shell: Shell, arg: str) -> Result:
 
 @command("wait", "wait SECONDS", "let the capture run (for scripts)")
 def _wait(shell: Shell, arg: str) -> Result:
-    try:
-        seconds = float(arg)
-    except ValueError:
-        raise UserError(f"wait takes seconds, not {arg!r}", "e.g. wait 2") from None
+    if not re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", arg):  # ASCII decimal (float() takes "١", "1_0", "inf")
+        raise UserError(f"wait takes seconds, not {terminal_safe(repr(arg))}", "e.g. wait 2")
+    seconds = float(arg)
     if not 0 <= seconds <= 3600:
         raise UserError(f"wait {arg} is out of range", "use 0 to 3600 seconds")
     return Result(wait_s=seconds)
@@ -600,7 +600,7 @@ def frame_line(number: int, frame: KafkaFrame) -> str:
     line = (f"{number:>6} {time_:<15} {_cut(api, 22):<22} {corr:>7} {_cut(client, 20):<20} {_cut(topics, 20):<20} "
             f"{records:>4} {_cut(errors, 6):<6} {latency}")
     if frame.kind == "malformed":
-        line += f"  ! {frame.error}"
+        line += f"  ! {terminal_safe(str(frame.error))}"
     return line.rstrip()
 
 
@@ -675,6 +675,11 @@ def _no_frame(session: Session, number: int) -> str:
     if session.frame_count == 0:
         return "no frames captured yet"
     return f"there is no frame {number} — frames {session.first_number} to {session.frame_count} are kept"
+
+
+def _is_number(text: str) -> bool:
+    """A frame number: ASCII decimal digits only (str.isdigit takes "٣" and "²")."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def _quote(text: str) -> str:

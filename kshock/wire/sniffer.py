@@ -30,7 +30,8 @@ from kshock.wire.framing import MAX_FRAME_BYTES, Framer
 from kshock.wire.model import Closed, Data, Event, Flow, Gap, Malformed, RawFrame
 from kshock.wire.packet import parse_packet
 from kshock.wire.schema import SchemaTable
-from kshock.wire.stream import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_FLOW_BYTES, StreamTable, connection_key
+from kshock.wire.stream import (DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FLOW_BYTES, StreamTable,
+                                connection_key)
 
 _EXPIRE_EVERY = 4096  # packets between idle sweeps
 # from the EtherType on: ethertype, version/ihl, total length, flags/fragment, protocol,
@@ -122,11 +123,12 @@ class Sniffer:
         fast: bool = True,
         schemas: SchemaTable | None = None,
         compiled: bool = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.ports = frozenset(ports)
         self.stats = SnifferStats()
         self.decoder = Decoder(schemas, fast=fast)
-        self._streams = StreamTable(self.ports, max_flow_bytes, idle_timeout_s)
+        self._streams = StreamTable(self.ports, max_flow_bytes, idle_timeout_s, max_connections)
         self._keep_limit = max_flow_bytes - self._streams.pending_limit
         self._conns: dict[tuple, _ConnState] = {}
         self._framers: dict[Flow, Framer] = {}
@@ -137,6 +139,11 @@ class Sniffer:
         self._next_expire = _EXPIRE_EVERY
         # the compiled lane (wire/_lane.pyx) where it was built: the same events, sooner
         self._compiled = _compiled_lane(self) if fast and compiled else None
+
+    @property
+    def max_connections(self) -> int:
+        """Connections tracked at once; past it the least recently active are evicted."""
+        return self._streams.max_connections
 
     @property
     def schemas(self) -> SchemaTable:

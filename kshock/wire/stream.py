@@ -18,12 +18,16 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection
 
 from kshock.wire.model import ACK, FIN, RST, SYN, Closed, Data, Flow, Gap, Segment, format_endpoint, new_data
 
 DEFAULT_MAX_FLOW_BYTES = 64 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT_S = 300.0
+# connections tracked at once: a capture of a million one-segment flows must not take gigabytes;
+# past the bound the least recently active eighth is closed ("evicted")
+DEFAULT_MAX_CONNECTIONS = 100_000
 _ACKS_PAST_HOLE = 2  # the peer acknowledged bytes we never saw, twice, each time further: lost
 LOST_ACKNOWLEDGED = "lost segment (acknowledged, not captured)"
 _MOD = 1 << 32
@@ -185,8 +189,10 @@ class StreamTable:
         server_ports: Collection[int] = (9092,),
         max_flow_bytes: int = DEFAULT_MAX_FLOW_BYTES,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.server_ports = frozenset(server_ports)
+        self.max_connections = max(1, max_connections)
         self.pending_limit = max(1, max_flow_bytes // 4)
         self.idle_timeout_s = idle_timeout_s
         self._conns: dict[tuple, _Connection] = {}
@@ -222,11 +228,11 @@ class StreamTable:
         if half is None:
             if flags & RST or not (payload or flags & SYN):
                 return  # nothing to learn from a stray ACK, FIN or RST
-            half = self._open(Flow(src, sport, dst, dport), flags)
+            half = self._open(Flow(src, sport, dst, dport), flags, ts, out)
         elif flags & SYN and not flags & ACK and half.started \
                 and (seq + 1) % _MOD != half.base_seq:
             self._close(half.conn, ts, "reused", out)  # a new connection on the same ports
-            half = self._open(Flow(src, sport, dst, dport), flags)
+            half = self._open(Flow(src, sport, dst, dport), flags, ts, out)
         conn = half.conn
         if ts > conn.last_ts:
             conn.last_ts = ts
@@ -297,7 +303,16 @@ class StreamTable:
         for conn in list(self._conns.values()):
             self._close(conn, max(ts, conn.last_ts), "end", out)
 
-    def _open(self, flow: Flow, flags: int) -> _Half:
+    def _evict(self, ts: float, out: list) -> None:
+        """Too many connections at once: close the least recently active eighth ("evicted";
+        their partial frames come out as with any close). By packet time, ties in open order."""
+        count = max(1, len(self._conns) // 8)
+        for conn in heapq.nsmallest(count, self._conns.values(), key=_last_ts):
+            self._close(conn, ts, "evicted", out)
+
+    def _open(self, flow: Flow, flags: int, ts: float = 0.0, out: list | None = None) -> _Half:
+        if len(self._conns) >= self.max_connections:
+            self._evict(ts, out if out is not None else [])
         if flags & SYN:
             client = flow if not flags & ACK else flow.reversed()
         elif flow.dport in self.server_ports or flow.sport not in self.server_ports:
@@ -321,6 +336,10 @@ class StreamTable:
         self._conns.pop(conn.key, None)
         for f in conn.halves:
             self._halves.pop((f.src, f.sport, f.dst, f.dport), None)
+
+
+def _last_ts(conn: _Connection) -> float:
+    return conn.last_ts
 
 
 def connection_key(flow: Flow) -> tuple:

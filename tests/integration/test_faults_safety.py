@@ -470,3 +470,131 @@ def test_status_on_a_mix_of_live_gone_and_vanishing_namespaces(run_env, monkeypa
         monkeypatch.undo()
         kshock("revert", f"in-{live}", f"in-{flaky}", env=run_env, check=True)
         assert _chains(live) == _chains(flaky) == []
+
+
+# -- adversarial review of the fault lifecycle -----------------------------------------------
+
+def test_two_faults_of_one_command_never_share_a_chain(tmp_path, run_env):
+    """`a` (a trigger: its counting chain is KSHOCK-a-0t... or alike) and `a-0t` must not end up
+    in one chain: refused whole, naming both, nothing loaded."""
+    rules = tmp_path / "clash.yaml"
+    rules.write_text("rules:\n"
+                     "  - {name: a, match: 'api == Produce', action: drop, target: {port: 9092}, trigger: every 2}\n"
+                     "  - {name: a-0t, match: 'api == Fetch', action: drop, target: {port: 9092}}\n")
+    with _namespaces(1) as (space,):
+        try:
+            planned = kshock("apply", str(rules), "--netns", space, "--duration", "1m", env=run_env)
+            line = _one_line_error(planned)
+            assert "'a'" in line and "'a-0t'" in line and "already active" not in line, line
+            assert _chains(space) == []
+            # and against an active fault: a-0t first, then a
+            kshock("apply", "--match", "api == Fetch", "--action", "drop", "--port", "9092", "--name", "a-0t",
+                   "--netns", space, "--duration", "1m", env=run_env, check=True)
+            single = tmp_path / "a.yaml"
+            single.write_text("rules:\n  - {name: a, match: 'api == Produce', action: drop, target: {port: 9092},"
+                              " trigger: every 2}\n")
+            line = _one_line_error(kshock("apply", str(single), "--netns", space, "--duration", "1m", env=run_env))
+            assert "'a'" in line and "'a-0t'" in line and "already active" not in line, line
+            assert _chains(space) == ["KSHOCK-a-0t"]
+        finally:
+            kshock("revert", "--all", "--netns", space, env=run_env)
+
+
+def test_a_folder_among_the_state_files_does_not_break_revert_all(run_env):
+    with _namespaces(1) as (space,):
+        kshock("apply", "--action", "drop", "--port", "9092", "--name", "f1", "--netns", space, env=run_env,
+               check=True)
+        base = os.path.join(run_env["KSHOCK_RUN_DIR"], "faults")
+        (where,) = [entry for entry in os.listdir(base) if entry.startswith(f"netns-{space}")]
+        folder = os.path.join(base, where, "evil.json")
+        os.mkdir(folder)
+        try:
+            done = kshock("revert", "--all", "--netns", space, env=run_env)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+            assert _chains(space) == [] and not os.path.exists(folder)
+        finally:
+            kshock("revert", "--all", "--netns", space, env=run_env)
+
+
+def test_a_fifo_lock_makes_apply_refuse_not_hang(run_env):
+    with _namespaces(1) as (space,):
+        base = os.path.join(run_env["KSHOCK_RUN_DIR"], "faults")
+        os.makedirs(base)
+        os.mkfifo(os.path.join(base, ".lock"))
+        line = _one_line_error(kshock("apply", "--action", "drop", "--port", "9092", "--name", "f1", "--netns", space,
+                                      env=run_env))
+        assert "lock" in line and "regular file" in line, line
+        assert _chains(space) == []
+
+
+def test_a_table_iptables_cannot_read_makes_revert_fail_loudly(run_env):
+    import shutil
+
+    if shutil.which("nft") is None or "nf_tables" not in subprocess.run(["iptables", "-V"], capture_output=True,
+                                                                         text=True).stdout:
+        pytest.skip("needs nft and iptables-nft")
+    with _namespaces(1) as (space,):
+        kshock("apply", "--action", "drop", "--port", "9092", "--name", "f1", "--netns", space, env=run_env,
+               check=True)
+        # a rule iptables-nft cannot show: its filter table then reads as "incompatible"
+        added = _netns(space, "nft", "add rule ip filter INPUT meta l4proto tcp counter ct count 100 accept")
+        if added.returncode != 0 or "incompatible" not in _netns(space, "iptables-save", "-t", "filter").stdout:
+            pytest.skip(f"could not make an incompatible table here: {added.stderr.strip()}")
+        line = _one_line_error(kshock("revert", "f1", "--netns", space, env=run_env), status=1)
+        assert "cannot read table 'filter'" in line, line
+        status = json.loads(kshock("status", "--json", env=run_env).stdout or "[]")
+        assert [entry["name"] for entry in status] == ["f1"]  # not forgotten: its rules are still there
+
+
+def test_a_table_kshock_created_stays_when_another_program_put_a_set_in_it(run_env):
+    import shutil
+
+    if shutil.which("nft") is None or "nf_tables" not in subprocess.run(["iptables", "-V"], capture_output=True,
+                                                                         text=True).stdout:
+        pytest.skip("needs nft and iptables-nft")
+    with _namespaces(1) as (space,):
+        assert "table ip filter" not in _netns(space, "nft", "list", "tables").stdout
+        kshock("apply", "--action", "drop", "--port", "9092", "--name", "f1", "--netns", space, env=run_env,
+               check=True)
+        assert _netns(space, "nft", "add set ip filter theirs { type ipv4_addr; }").returncode == 0
+        kshock("revert", "f1", "--netns", space, env=run_env, check=True)
+        assert _chains(space) == []
+        assert "set theirs" in _netns(space, "nft", "list", "table", "ip", "filter").stdout  # kept: not kshock's
+        kshock("apply", "--action", "drop", "--port", "9092", "--name", "f2", "--netns", space, env=run_env,
+               check=True)
+        kshock("revert", "f2", "--netns", space, env=run_env, check=True)
+        assert "set theirs" in _netns(space, "nft", "list", "table", "ip", "filter").stdout
+
+
+def test_revert_by_name_acts_on_the_namespace_the_name_leads_to_now(run_env):
+    """N is deleted while a process still holds it, and a new N is made: `revert f1 --netns N`
+    reverts the new N's fault only; the question for `revert f1` offers two distinct commands."""
+    with _namespaces(1) as (space,):
+        holder = subprocess.Popen(["ip", "netns", "exec", space, "sleep", "300"])
+        try:
+            kshock("apply", "--action", "drop", "--port", "9092", "--name", "f1", "--netns", space, env=run_env,
+                   check=True)
+            time.sleep(0.3)
+            subprocess.run(["ip", "netns", "del", space], check=True)
+            subprocess.run(["ip", "netns", "add", space], check=True)
+            kshock("apply", "--action", "drop", "--port", "9092", "--name", "f1", "--netns", space, env=run_env,
+                   check=True)
+
+            def old_chains() -> list[str]:
+                text = subprocess.run(["nsenter", f"--net=/proc/{holder.pid}/ns/net", "iptables-save"],
+                                      capture_output=True, text=True).stdout
+                return re.findall(r"^:(KSHOCK-\S+)", text, re.M)
+
+            assert old_chains() == _chains(space) == ["KSHOCK-f1"]
+            line = _one_line_error(kshock("revert", "f1", env=run_env))
+            commands = line.split("say which: ", 1)[1].split(";")[0].split(" or ")
+            assert "still held by" in line, line
+            assert len(set(commands)) == 2 and f"kshock revert f1 --pid {holder.pid}" in commands, line
+            kshock("revert", "f1", "--netns", space, env=run_env, check=True)
+            assert _chains(space) == [] and old_chains() == ["KSHOCK-f1"]  # the old namespace's fault stays
+            kshock("revert", "f1", "--pid", str(holder.pid), env=run_env, check=True)
+            assert old_chains() == []
+        finally:
+            holder.kill()
+            holder.wait()
+            kshock("revert", "--all", "--netns", space, env=run_env)

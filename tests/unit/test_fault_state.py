@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 from kshock.errors import UserError  # noqa: E402
 
 GOOD = {"name": "f1", "scope": {"name": "ksl-x-broker", "pid": None}, "tables": {"filter": ["KSHOCK-f1"]},
-        "created_at": 1.0, "expires_at": 4.0e9, "summary": {"match": "any"}, "tc": [], "restore": "",
+        "created_at": 4.0e9 - 300, "expires_at": 4.0e9, "summary": {"match": "any"}, "tc": [], "restore": "",
         "connmark_mask": 0x100}
 
 
@@ -127,3 +127,89 @@ def test_a_namespace_nothing_holds_is_gone_and_one_still_held_is_found():
     assert locate(Scope(pid=4_194_302, inode=(0, 1))) is None  # no such namespace anywhere
     found = locate(Scope(pid=4_194_303, inode=ours))  # the pid is not ours, the namespace is
     assert found is not None and found.via and netns.inode(found.via) == ours
+
+
+# -- adversarial review: state that lies about its lifetime, lock and entries that are not files --
+
+def test_a_record_lasting_longer_than_a_fault_can_is_damaged(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    _write(tmp_path, {**GOOD, "created_at": time.time(), "expires_at": 4.1e9})  # year 2099, made today
+    assert faults.records() == []
+    ((_, reason),) = faults.damaged()
+    assert "expires_at" in reason and "\n" not in reason
+
+
+def test_a_fifo_lock_is_refused_not_waited_on(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    (tmp_path / "faults").mkdir()
+    os.mkfifo(tmp_path / "faults" / ".lock")
+    with pytest.raises(UserError) as refused:
+        with faults._locked():
+            pass
+    assert "not a regular file" in refused.value.message and "\n" not in refused.value.message
+    (tmp_path / "faults" / ".lock").unlink()
+    (tmp_path / "faults" / ".lock").symlink_to(os.devnull)
+    with pytest.raises(UserError):
+        with faults._locked():
+            pass
+
+
+def test_damaged_entries_that_are_folders_or_fifos_are_discarded_safely(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    folder = tmp_path / "faults" / "host" / "evil.json"
+    folder.mkdir(parents=True)
+    os.mkfifo(tmp_path / "faults" / "host" / "pipe.json")
+    full = tmp_path / "faults" / "host" / "full.json"
+    full.mkdir()
+    (full / "keep").write_text("x")
+    broken = faults.damaged()
+    assert len(broken) == 3 and faults.records() == []
+    done = {path.name: faults.discard_damaged(path) for path, _ in broken}
+    assert done == {"evil.json": True, "pipe.json": True, "full.json": False}
+    assert (full / "keep").exists() and not folder.exists()
+
+
+def test_the_created_tables_note_names_only_filter_and_mangle_and_is_read_safely(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    scope = Scope(name="ksl-x-broker")
+    note = faults._created_path(scope)
+    note.parent.mkdir(parents=True)
+    note.write_text("filter\nnat\nraw\nsecurity\nmangle\n../x\n")
+    assert faults._read_created(scope) == {"filter", "mangle"}
+    note.unlink()
+    note.symlink_to("/dev/zero")  # never read: an endless device behind a link
+    assert faults._read_created(scope) == set()
+    note.unlink()
+    os.mkfifo(note)  # never waited on
+    assert faults._read_created(scope) == set()
+    faults._note_created(scope, "filter")  # the FIFO is replaced by a plain note
+    assert note.is_file() and not note.is_symlink() and faults._read_created(scope) == {"filter"}
+    faults._note_created(scope, "nat")
+    assert faults._read_created(scope) == {"filter"}
+    note.write_bytes(b"filter " * 2000)  # larger than any note
+    assert faults._read_created(scope) == set()
+
+
+def test_a_table_is_dropped_only_when_it_holds_nothing_but_empty_base_chains():
+    from kshock.apply.netfilter import only_empty_base_chains
+
+    empty = ("table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy accept;\n\t}\n"
+             "\tchain OUTPUT {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n}\n")
+    assert only_empty_base_chains(empty, "filter") and only_empty_base_chains("table ip mangle {\n}\n", "mangle")
+    assert not only_empty_base_chains(empty, "mangle")
+    assert not only_empty_base_chains(empty.replace("policy accept", "policy drop"), "filter")
+    assert not only_empty_base_chains(empty.replace("\t}\n}", "\t\tcounter accept\n\t}\n}"), "filter")
+    assert not only_empty_base_chains(empty.replace("}\n}", "}\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}"), "filter")
+    assert not only_empty_base_chains(empty.replace("chain OUTPUT", "chain mine"), "filter")
+    assert not only_empty_base_chains("", "filter")
+
+
+def test_saving_never_writes_through_a_fifo_or_fails_on_a_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    scope = Scope(name="ksl-x-broker")
+    record = faults.FaultRecord("f1", scope, {"filter": ["KSHOCK-f1"]}, time.time(), time.time() + 60)
+    folder = faults._path(scope, "f1")
+    folder.mkdir(parents=True)
+    os.mkfifo(folder.with_suffix(".tmp"))
+    faults.save(record)
+    assert [r.name for r in faults.records()] == ["f1"] and not folder.with_suffix(".tmp").exists()

@@ -3,7 +3,7 @@
 import pytest
 
 from kshock.errors import UserError
-from kshock.lab.plan import free_index, plan_lab
+from kshock.lab.plan import free_index, plan_lab, validate_name
 from kshock.lab.scenarios import SCENARIOS, scenario
 
 
@@ -44,3 +44,21 @@ def test_every_scenario_names_distinct_client_ids():
         assert len(ids) == len(set(ids)), chosen.name
     with pytest.raises(UserError, match="unknown scenario 'nope' — choose one of: admin, compression"):
         scenario("nope")
+
+
+@pytest.mark.parametrize("name", ["lab\n", "lab\r\n", "\nlab", "Lab", "1lab", "", "abcdefghijk", "la b", "lab١"])
+def test_invalid_lab_names_are_refused(name):
+    with pytest.raises(UserError):
+        validate_name(name)
+    with pytest.raises(UserError):
+        plan_lab(name, 0, 2)
+
+
+@pytest.mark.parametrize("name", ["lab", "l", "abcdefghij", "lab2"])
+def test_valid_lab_names_pass(name):
+    assert validate_name(name) == name
+
+
+def test_a_host_number_is_ascii():
+    with pytest.raises(UserError):
+        plan_lab("lab", 0, 3).host("٣")

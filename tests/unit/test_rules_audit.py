@@ -335,10 +335,20 @@ REVERT = "\n".join([
     "-F KSHOCK-t", "-F KSHOCK-t-0t", "-X KSHOCK-t", "-X KSHOCK-t-0t", "COMMIT", ""])
 
 
+TC_GOOD = "\n".join([
+    "*mangle", ":KSHOCK-t - [0:0]", ":KSHOCK-t-0c - [0:0]",
+    f"-A KSHOCK-t -p tcp {D} -m comment --comment kshock:t/r -j KSHOCK-t-0c",
+    f"-A KSHOCK-t-0c -p tcp {D} -m comment --comment kshock:t/r -j CLASSIFY --set-class 4b53:c300",
+    f"-A KSHOCK-t-0c -p tcp {D} -m comment --comment kshock:t/r -j ACCEPT",
+    f"-A OUTPUT -p tcp -m tcp --dport 9092 {D} -m comment --comment kshock:t -j KSHOCK-t",
+    "COMMIT", ""])
+
+
 def test_auditor_passes_kshocks_own_texts():
     audit_restore(GOOD)
     audit_restore(REVERT)
-    audit_restore(GOOD.replace("*filter", "*mangle").replace("-j REJECT --reject-with tcp-reset", "-j ACCEPT"))
+    audit_restore(REVERT, revert=True)
+    audit_restore(TC_GOOD)
     spec = RuleSpec("r1", parse_condition('client_id == "a"'), Action("loss", percent=30))
     one, two = (compile_rules([spec], name, expires_at=STOP) for name in ("one", "two"))
     audit_restore(render_restore_many([one, two]))
@@ -404,6 +414,33 @@ HOSTILE = {
     "-F of a built-in chain": REVERT.replace("-F KSHOCK-t\n", "-F INPUT\n"),
     "-X of two chains": REVERT.replace("-X KSHOCK-t\n", "-X KSHOCK-t INPUT\n"),
     "-F of everything": REVERT.replace("-F KSHOCK-t\n", "-F\n"),
+    # review: only the options kshock writes, each with its own value pattern
+    "--modprobe": GOOD.replace("-p tcp -m connmark", "--modprobe=/tmp/x -p tcp -m connmark"),
+    "--modprobe as two words": GOOD.replace("-p tcp -m connmark", "--modprobe /tmp/x -p tcp -m connmark"),
+    "--modprobe on a -D line": REVERT.replace("-D INPUT -p tcp", "-D INPUT --modprobe=/tmp/x -p tcp"),
+    "--match long form": GOOD.replace("-m connmark --mark", "--match connmark --mark"),
+    "an unknown option": GOOD.replace("-p tcp -m connmark", "-p tcp --fragment -m connmark"),
+    "an option after the wrong match": GOOD.replace("-m connmark --mark 0x100/0x100",
+                                                    "-m connmark --mark 0x100/0x100 --dport 22"),
+    "a value that starts with a dash": GOOD.replace("-m tcp --dport 9092", "-m tcp --dport -9092"),
+    "an option as a value": GOOD.replace("-m tcp --dport 9092", "-m tcp --dport --sport"),
+    "counters": GOOD.replace("-A INPUT -p tcp", "-A INPUT -c 0 0 -p tcp"),
+    "counters on a -D line": REVERT.replace("-D INPUT -p tcp", "-D INPUT -c 0 0 -p tcp"),
+    "-m time with more": GOOD.replace(f"{D} -j DROP", f"{D} --timestart 00:00 -j DROP"),
+    "-m time --kerneltz": GOOD.replace(f"{D} -j DROP", f"{D} --kerneltz -j DROP"),
+    "-m time twice": GOOD.replace(f"{D} -j DROP", f"{D} -m time --weekdays Mon -j DROP"),
+    "-m time without datestop": GOOD.replace(f"{D} -j DROP", f"{D} -m time -j DROP"),
+    "a -D line with target options": REVERT.replace("-j KSHOCK-t\n", "-j KSHOCK-t --foo\n"),
+    "MARK": GOOD.replace("-j CONNMARK --set-xmark", "-j MARK --set-xmark"),
+    "CONNMARK outside kshock's bits": GOOD.replace("--set-xmark 0x100/0x100", "--set-xmark 0x1/0x1"),
+    "CONNMARK wider than kshock's bits": GOOD.replace("--set-xmark 0x100/0x100", "--set-xmark 0x100/0xffffffff"),
+    "CONNMARK clearing bits": GOOD.replace("--set-xmark 0x100/0x100", "--set-xmark 0x0/0x100"),
+    "CONNMARK --set-mark": GOOD.replace("--set-xmark 0x100/0x100", "--set-mark 0x100/0x100"),
+    "a connmark test outside kshock's bits": GOOD.replace("--mark 0x100/0x100", "--mark 0x1/0x1"),
+    "ACCEPT in mangle outside a tc chain": GOOD.replace("*filter", "*mangle").replace(
+        "-j REJECT --reject-with tcp-reset", "-j ACCEPT"),
+    "ACCEPT in mangle before CLASSIFY": TC_GOOD.replace("-j CLASSIFY --set-class 4b53:c300", "-j ACCEPT"),
+    "a tc chain with a third rule": TC_GOOD.replace("COMMIT", f"-A KSHOCK-t-0c -p tcp {D} -j DROP\nCOMMIT"),
 }
 
 
@@ -412,6 +449,20 @@ def test_auditor_refuses_hostile_restore_text(text):
     with pytest.raises(UnsafeRuleText) as caught:
         audit_restore(text)
     assert "\n" not in str(caught.value) and str(caught.value).startswith("refusing rule text: ")
+
+
+REVERT_HOSTILE = {
+    "an -A in revert text": REVERT.replace("COMMIT", f"-A KSHOCK-t -p tcp {D} -j DROP\nCOMMIT"),
+    "a jump added in revert text": REVERT.replace("COMMIT", _jump().replace("-A INPUT", "-A INPUT") + "\nCOMMIT"),
+    "a declaration in revert text": REVERT.replace("*filter\n", "*filter\n:KSHOCK-t - [0:0]\n"),
+    "kshock's own load text as a revert": GOOD,
+}
+
+
+@pytest.mark.parametrize("text", REVERT_HOSTILE.values(), ids=REVERT_HOSTILE.keys())
+def test_revert_text_holds_only_deletions(text):
+    with pytest.raises(UnsafeRuleText):
+        audit_restore(text, revert=True)
 
 
 def test_auditor_can_leave_out_the_expiry_for_display_only():
@@ -460,11 +511,29 @@ def _nft_hostile() -> dict[str, str]:
         "a rule outside its chain": good.replace(rule, rule.strip()),
         "text after the table": good + "add rule ip filter input drop\n",
         "no counter": good.replace(rule, rule.replace(" counter", "")),
+        # review: only what render_nft writes
+        "dup": good.replace(rule, rule.replace("counter drop", "counter dup to 10.0.0.9")),
+        "dup among the matches": good.replace(rule, rule.replace(" counter drop", " dup to 10.0.0.9 counter drop")),
+        "notrack": good.replace(rule, rule.replace("counter drop", "counter notrack")),
+        "notrack among the matches": good.replace(rule, rule.replace(" counter drop", " notrack counter drop")),
+        "log": good.replace(rule, rule.replace("counter drop", "counter log")),
+        "log among the matches": good.replace(rule, rule.replace(" counter drop", " log counter drop")),
+        "ct mark set among the matches": good.replace(rule, rule.replace(" counter drop",
+                                                                         " ct mark set 0x1 counter drop")),
+        "meta mark set": good.replace(rule, rule.replace("counter drop", "counter meta mark set 0x1")),
+        "ct mark set outside kshock's bits": good.replace(rule, rule.replace("counter drop",
+                                                                             "counter ct mark set ct mark or 0x1")),
+        "ct mark set whole": good.replace(rule, rule.replace("counter drop", "counter ct mark set 0x100")),
+        "a goto among the matches": good.replace(rule, rule.replace(" counter drop", " goto KSHOCK-t counter drop")),
+        "a bare accept": good.replace(rule, rule.replace("counter drop", "counter accept")),
+        "queue": good.replace(rule, rule.replace("counter drop", "counter queue num 1")),
+        "an unknown match": good.replace(rule, rule.replace(" counter drop", " meta skuid 0 counter drop")),
     }
 
 
 def test_auditor_passes_render_nft_texts():
     audit_nft(_nft_good())
+    assert "counter drop" in _nft_good()  # (what the hostile variants above start from)
     spec = RuleSpec("slow", None, Action("rate", rate_bit_s=1_000_000),
                     target=Target(direction="egress"))
     audit_nft(render_nft(compile_rules([spec], "tc", expires_at=STOP)))

@@ -42,3 +42,55 @@ def test_a_known_session_is_asked_exactly():
     assert ssh_session(known).server_port == 2222 and warning(known) is None
     assert cuts_ssh(drop((2222,)), known) and not cuts_ssh(drop((22,)), known)
     assert not cuts_ssh(drop((2222,), host="192.0.2.7"), known)  # another address than the session's
+
+
+SESSION = "10.1.1.1 50000 10.1.1.2 22"
+
+
+def _compiled(port, action, match=None, trigger=None, latch=False, direction="ingress"):
+    from kshock.conditions.parse import parse_condition
+    from kshock.rules.spec import Trigger
+
+    spec = RuleSpec("g", parse_condition(match) if match else None, action,
+                    Target(ports=(port,), direction=direction), trigger=trigger or Trigger(), latch=latch)
+    return compile_rules([spec], "g", expires_at="2030-01-01T00:00:00")
+
+
+@pytest.mark.parametrize("match", ["kind == response and size < 1000", "kind == request and size > 100",
+                                   "kind == response", "api == Produce", 'client_id == "x"'])
+@pytest.mark.parametrize("kind", ["drop", "reset", "stall"])
+def test_payload_tests_are_taken_as_satisfiable(match, kind):
+    """An encrypted SSH segment can hold any bytes: a rule that reads the payload may match it.
+    (Found by review: `size < 1000` on responses passed, and the session lost every segment.)"""
+    assert cuts_ssh(_compiled(22, Action(kind), match), SESSION)
+    assert cuts_ssh(_compiled(22, Action(kind), match), None)
+    assert not cuts_ssh(_compiled(9092, Action(kind), match), SESSION)
+    assert not cuts_ssh(_compiled(9092, Action(kind), match), None)
+
+
+@pytest.mark.parametrize("trigger", [("probability", 0.01, None), ("nth", None, 1000), ("once-per-connection", None, None)])
+def test_triggers_and_latches_count_as_cutting(trigger):
+    from kshock.rules.spec import Trigger
+
+    mode, probability, every = trigger
+    for latch in (False, True) if mode != "once-per-connection" else (False,):
+        ruleset = _compiled(22, Action("drop"), "kind == response", Trigger(mode, probability, every), latch)
+        assert cuts_ssh(ruleset, SESSION)
+        assert not cuts_ssh(_compiled(9092, Action("drop"), "kind == response", Trigger(mode, probability, every),
+                                      latch), SESSION)
+    assert cuts_ssh(_compiled(22, Action("loss", percent=1)), SESSION)
+
+
+@pytest.mark.parametrize("action", [Action("rate", rate_bit_s=1_000_000), Action("delay", delay_ms=100.0),
+                                    Action("loss", percent=5.0)])
+def test_traffic_control_on_the_session_cuts(action):
+    """CLASSIFY into a shaping class throttles the session as surely as a drop cuts it."""
+    assert cuts_ssh(_compiled(22, action, "kind == response"), SESSION)
+    assert cuts_ssh(_compiled(22, action, "kind == response"), None)
+    assert not cuts_ssh(_compiled(9092, action, "kind == response"), SESSION)
+    assert not cuts_ssh(_compiled(9092, action, "kind == response"), None)
+
+
+def test_egress_on_port_22_leaves_an_incoming_session_alone():
+    # this host is the session's server: its packets leave from port 22, not to it
+    assert not cuts_ssh(_compiled(22, Action("drop"), direction="egress"), SESSION)
