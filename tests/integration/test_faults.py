@@ -20,6 +20,23 @@ from pathlib import Path
 import pytest
 
 from conftest import kshock
+from kshock.lab.state import RUN_DIR_ENV, run_dir
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_run_dir(tmp_path_factory):
+    """This module's labs and faults keep their state in a folder of its own (KSHOCK_RUN_DIR,
+    inherited by every kshock it runs): `status` collects expired faults, and it must never
+    collect, or be disturbed by, another run's on the same machine."""
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(tmp_path_factory.mktemp("kshock-run"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
 
 # A raw Kafka client: connect, send ApiVersions v0 with the given client id, wait for the
 # first 4 bytes of the answer. Prints JSON: how long the handshake and the answer took.
@@ -109,7 +126,7 @@ def faults(lab):
             revert(Namespace(names=[], all=True, netns=ns, pid=pid))
         after = _snapshot(made.namespaces)
         assert after == before
-        assert not list(Path("/run/kshock/faults").glob(f"*-ksl-{lab.name}-*/*.json"))
+        assert not list((run_dir() / "faults").glob(f"*-ksl-{lab.name}-*/*.json"))
 
 
 def _report(path: Path) -> dict:
@@ -221,7 +238,7 @@ def test_revert_all_after_a_crash_removes_chains_and_qdiscs_without_state(faults
            check=True)
     kshock("apply", "--action", "rate 2mbit", "--name", "crash2", "--netns", faults.clients["c2"], "--direction",
            "egress", check=True)
-    for path in Path("/run/kshock/faults").glob(f"*-ksl-{faults.lab.name}-*/crash*.json"):
+    for path in (run_dir() / "faults").glob(f"*-ksl-{faults.lab.name}-*/crash*.json"):
         path.unlink()  # the state a crash (or a wiped /run) would lose
     assert "crash1" not in kshock("status", check=True).stdout
     out = kshock("revert", "--all", "--netns", faults.broker, check=True).stdout
