@@ -79,8 +79,9 @@ def apply(args: argparse.Namespace) -> int:
     # --pid/--netns that leads there (compared by namespace inode, not by how it was named).
     guarded = not args.force and scope.is_host()
     session = os.environ.get("SSH_CONNECTION")
-    if guarded and ssh_warning(session):
-        print(f"kshock: warning: {ssh_warning(session)}", file=sys.stderr)
+    warning = ssh_warning(session) if guarded else None
+    if warning:
+        print(f"kshock: warning: {warning}", file=sys.stderr)
     if not args.dry_run:
         netns.require_root("kshock apply")
         faults.collect_expired()  # an expired fault's marks are free again

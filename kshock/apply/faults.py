@@ -116,7 +116,6 @@ def save(record: FaultRecord) -> None:
     path = _path(record.scope, record.name)
     if os.path.lexists(path) and (path.is_symlink() or not path.is_file()) and not discard_damaged(path):
         raise UserError(f"{path} is in the way of the fault's state file (not a regular file)", f"remove {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     if os.path.lexists(tmp) and not discard_damaged(tmp):
         raise UserError(f"{tmp} is in the way of the fault's state file", f"remove {tmp}")
@@ -252,7 +251,7 @@ def _summary_of(value: object) -> dict:
 
 def _tc_of(value: object) -> list[dict]:
     from kshock.rules.compile import TC_ROOT_MAJOR
-    from kshock.rules.rulefile import INTERFACE
+    from kshock.rules.audit import INTERFACE
 
     if not isinstance(value, list):
         raise _Damaged("'tc' is not a list")
@@ -357,13 +356,13 @@ def _ctmark_written(words: list[str]) -> int:
     return _ALL  # an option we do not know: assume it touches every bit
 
 
-def marks_in_use(scope: Scope, kernel: bool = True, backend: netfilter.Backend | None = None) -> Marks:
-    """The marks held in `scope`'s namespace: by the faults recorded there and (with `kernel`,
-    as root) by every rule the namespace holds, kshock's or another program's."""
+def marks_in_use(scope: Scope, backend: netfilter.Backend | None = None) -> Marks:
+    """The marks held in `scope`'s namespace: by the faults recorded there and (as root) by
+    every rule the namespace holds, kshock's or another program's."""
     held = Marks()
     for record in records(scope):
         held |= record.marks
-    if kernel and os.geteuid() == 0:
+    if os.geteuid() == 0:
         where = locate(scope.pinned())
         if where is not None:
             backend = backend or netfilter.detect_backend()
@@ -382,9 +381,9 @@ class Claims:
     """Compiles the faults of one command for one namespace, each with the marks the namespace's
     other faults — and the ones this command compiled before it — hold left out."""
 
-    def __init__(self, scope: Scope, kernel: bool = True) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.taken = marks_in_use(scope, kernel)
+        self.taken = marks_in_use(scope)
 
     def compile(self, specs: list[RuleSpec], name: str, *, expires_at: str | None,
                 topic_ids: Mapping[str, bytes] | None = None) -> RuleSet:

@@ -17,12 +17,10 @@ from dataclasses import dataclass
 
 from kshock.apply.scope import Scope
 from kshock.errors import OperationFailed, UserError
-from kshock.rules.audit import BUILTINS, CHAIN, UnsafeRuleText, audit_restore, restore_words
+from kshock.rules.audit import BUILTINS, CHAIN, CHAIN_PREFIX, TABLES, UnsafeRuleText, audit_restore, restore_words
 from kshock.rules.kernel import RuleSet
 from kshock.rules.render import render_restore_many
 
-CHAIN_PREFIX = "KSHOCK-"
-TABLES = ("filter", "mangle")
 _INCOMPATIBLE = re.compile(r"^# Table [`'\"]?[^\s]*['\"]? is incompatible", re.M)
 _MISSING_EXTENSION = re.compile(r"Couldn't load (?:match|target) `?(\w+)'?")
 

@@ -36,7 +36,7 @@ from kshock.conditions import ConditionError, parse_condition
 from kshock.conditions.parse import caret_lines, shown as _shown
 from kshock.errors import UserError
 from kshock.rules.spec import DIRECTIONS, Action, RuleSpec, Target, Trigger
-from kshock.rules.audit import RULE_NAME
+from kshock.rules.audit import INTERFACE, RULE_NAME
 
 RULE_KEYS = ("name", "match", "action", "target", "duration", "trigger", "latch", "approximate")
 TARGET_KEYS = ("port", "ports", "host", "interface", "direction")
@@ -45,7 +45,6 @@ MATCH_ANY = "any"  # `match: any`: every packet of the target (a plain network f
 DEFAULT_DURATION_S = 300.0
 MAX_DURATION_S = 24 * 3600.0
 NAME = RULE_NAME  # one name pattern for rules, rule sets, chains' comments (kshock.rules.audit)
-INTERFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}\+?\Z")
 
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"

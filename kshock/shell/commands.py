@@ -110,9 +110,8 @@ class Shell:
         """The rule's rule set; with `claims` (faults.Claims), with marks no active fault holds."""
         from kshock.rules.compile import compile_rules
 
-        if claims is not None:
-            return claims.compile([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.topic_ids_for(spec))
-        return compile_rules([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.topic_ids_for(spec))
+        compile_ = claims.compile if claims is not None else compile_rules
+        return compile_([spec], spec.name, expires_at=_utc(expires_at), topic_ids=self.topic_ids_for(spec))
 
     def topic_ids_for(self, spec: RuleSpec) -> dict[str, bytes]:
         """The topic ids a rule may need (Produce v13 and Fetch v13+ name topics by id).

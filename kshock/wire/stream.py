@@ -310,9 +310,9 @@ class StreamTable:
         for conn in heapq.nsmallest(count, self._conns.values(), key=_last_ts):
             self._close(conn, ts, "evicted", out)
 
-    def _open(self, flow: Flow, flags: int, ts: float = 0.0, out: list | None = None) -> _Half:
+    def _open(self, flow: Flow, flags: int, ts: float, out: list) -> _Half:
         if len(self._conns) >= self.max_connections:
-            self._evict(ts, out if out is not None else [])
+            self._evict(ts, out)
         if flags & SYN:
             client = flow if not flags & ACK else flow.reversed()
         elif flow.dport in self.server_ports or flow.sport not in self.server_ports:
