@@ -634,8 +634,7 @@ def _remove_group(group: list[FaultRecord], scope: Scope, where: Scope) -> list[
     removed: set[str] = set()
     for table, chains in tables.items():
         removed.update(netfilter.remove_chains(backend, where, table, chains))
-    left = {table: {line[1:].split()[0] for line in netfilter.save(backend, where, table).splitlines()
-                    if line.startswith(":")} for table in tables}  # what the kernel holds now
+    left = {table: netfilter.chains(backend, where, table) for table in tables}  # what the kernel holds now
     for record in group:
         still = sorted(chain for table, chains in record.tables.items() for chain in chains
                        if chain in left.get(table, set()))

@@ -59,9 +59,18 @@ def kshock_chains(backend: Backend, scope: Scope) -> dict[str, set[str]]:
     """table -> the KSHOCK-* chains that exist there now."""
     found = {}
     for table in TABLES:
-        text = save(backend, scope, table)
-        found[table] = {line[1:].split()[0] for line in text.splitlines() if line.startswith(f":{CHAIN_PREFIX}")}
+        found[table] = {chain for chain in chains(backend, scope, table) if chain.startswith(CHAIN_PREFIX)}
     return found
+
+
+def chains(backend: Backend, scope: Scope, table: str) -> set[str]:
+    """Every chain `table` holds now (kshock's and others')."""
+    return chains_in(save(backend, scope, table))
+
+
+def chains_in(save_text: str) -> set[str]:
+    """The chains an iptables-save text declares (its `:NAME POLICY [p:b]` lines)."""
+    return {line[1:].split()[0] for line in save_text.splitlines() if line.startswith(":")}
 
 
 def tables(backend: Backend, scope: Scope) -> set[str]:
@@ -146,7 +155,7 @@ def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) 
     """Delete the jumps into `chains` and the chains themselves, in one transaction. Built from
     what the kernel holds now, so it also works when a rule was removed by hand."""
     text = save(backend, scope, table)
-    present = {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")}
+    present = chains_in(text)
     # only kshock's own chains, whatever a (damaged) state file lists: never -F INPUT
     targets = {chain for chain in chains & present if CHAIN.match(chain)}
     if not targets:
