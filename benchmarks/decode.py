@@ -44,7 +44,7 @@ def record_flood(directory: Path) -> tuple[Path, dict]:
 
 # `kshock decode --json FILE` through the pure-Python path only
 PURE = """import sys
-from kshock.decoding import open_run
+from kshock.replay.listing import open_run
 run = open_run(sys.argv[1], [9092], compiled=False)
 run.write_json(sys.stdout.write)
 """
@@ -63,7 +63,7 @@ def timed(argv: list[str], out: Path) -> float:
 
 
 def packet_count(pcap: Path) -> int:
-    from kshock.capture import CaptureReader
+    from kshock.capture.reader import CaptureReader
 
     reader = CaptureReader(str(pcap))
     count = sum(1 for _ in reader)

@@ -31,7 +31,7 @@ import time
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 from kshock.wire.model import JsonLineEncoder, KafkaFrame
 from kshock.wire.sniffer import Sniffer
 

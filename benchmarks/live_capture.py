@@ -2,7 +2,7 @@
 
 The issue's bar: live capture keeps up with a confluent-kafka producer sending >= 20,000
 requests/s for 10 s with zero kernel drops. Both modes measure the shell's own capture path:
-kshock.capture_live.LiveCapture (AF_PACKET, kernel BPF filter, PACKET_STATISTICS) emptied by
+kshock.capture.live.LiveCapture (AF_PACKET, kernel BPF filter, PACKET_STATISTICS) emptied by
 kshock.shell.app.LiveSource's reader thread and decoded by its decoder thread into a
 kshock.shell.session.Session (kshock.wire.Sniffer underneath) — what the shell ingests, not
 only what the socket receives.
@@ -86,7 +86,7 @@ def drain(session, quiet_s: float = 1.0, limit_s: float = 120.0) -> None:
 # -- mode 1: live librdkafka producers ---------------------------------------------------------
 
 def producer_mode(lab: str, args: argparse.Namespace) -> dict:
-    from kshock.capture_live import LiveCapture
+    from kshock.capture.live import LiveCapture
     from kshock.lab import state
     from kshock.shell.app import LiveSource
     from kshock.shell.session import Session
@@ -349,7 +349,7 @@ class Step:
 
 def replay_step(rec: Recording, replay_file: Path, box: Sandbox, target: int, duration: float,
                 pps_multi: int, nice: int) -> Step:
-    from kshock.capture_live import LiveCapture
+    from kshock.capture.live import LiveCapture
     from kshock.shell.app import LiveSource
     from kshock.shell.session import Session
 

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kshock import decoding  # noqa: E402
-from kshock.capture import CaptureReader  # noqa: E402
-from kshock.replay import load_rule_file, replay  # noqa: E402
+from kshock.replay import listing as decoding  # noqa: E402
+from kshock.capture.reader import CaptureReader  # noqa: E402
+from kshock.replay.coverage import load_rule_file, replay  # noqa: E402
 
 
 def enlarged(source: Path, copies: int, out: Path) -> int:

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from apply import twenty_rules  # noqa: E402
 
-from kshock.capture import CaptureReader  # noqa: E402
-from kshock.replay_kernel import fix_tcp_checksum  # noqa: E402
+from kshock.capture.reader import CaptureReader  # noqa: E402
+from kshock.replay.kernel import fix_tcp_checksum  # noqa: E402
 from kshock.rules.compile import compile_rules  # noqa: E402
 from kshock.rules.render import render_restore_many  # noqa: E402
 from kshock.rules.spec import Target  # noqa: E402

@@ -52,7 +52,7 @@ def ascii_seconds(text: str) -> float:
 def _decode(args: argparse.Namespace) -> int:
     import sys
 
-    from kshock import decoding
+    from kshock.replay import listing as decoding
 
     if not 1 <= args.max_flow_mib <= 4096:
         raise UserError(f"--max-flow-mib {args.max_flow_mib} is out of range", "use 1 to 4096")
@@ -104,7 +104,7 @@ def _explain(args: argparse.Namespace) -> int:
     from kshock.rules.explain import explain
 
     if args.source.endswith((".yaml", ".yml")) or os.path.exists(args.source):
-        from kshock.replay import load_rule_file
+        from kshock.replay.coverage import load_rule_file
 
         specs = load_rule_file(args.source)
         name = os.path.splitext(os.path.basename(args.source))[0]
@@ -126,7 +126,7 @@ def _topic_ids(args: argparse.Namespace):
     source = getattr(args, "topic_ids", None)
     if not source:
         return None
-    from kshock.replay import learn_topic_ids
+    from kshock.replay.coverage import learn_topic_ids
 
     return learn_topic_ids(source, getattr(args, "port", None) or [9092])
 
@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "replay the packets and report the kernel's own counters (root)")
     replay_.add_argument("--topic-ids", metavar="auto", choices=["auto"],
                          help="learn topic ids (Fetch v13+/Produce v13) from the capture's Metadata responses")
-    replay_.set_defaults(handler=_lazy("kshock.replay", "replay_command"))
+    replay_.set_defaults(handler=_lazy("kshock.replay.coverage", "replay_command"))
 
     apply_ = commands.add_parser(
         "apply", help="apply a fault: rules in kshock's own chains, expiring by themselves",

@@ -12,7 +12,7 @@ import sys
 import time
 
 from kshock.apply.faults import human_duration as _human, utc_text as _utc
-from kshock import netns
+from kshock.host import netns
 from kshock.apply import faults, netfilter
 from kshock.apply.scope import Scope, locate, resolve_scope, same_namespace
 from kshock.errors import ExitStatus, UserError
@@ -28,7 +28,7 @@ def specs_from_args(args: argparse.Namespace) -> list[RuleSpec]:
     if args.rulefile:
         if args.match or args.action:
             raise UserError("give a rule file or --match/--action, not both", "one source of rules per command")
-        from kshock.inputs import read_text
+        from kshock.host.files import read_text
 
         specs = parse_rule_file(read_text(args.rulefile, "rule file"), args.rulefile)
     else:

@@ -209,7 +209,7 @@ def _scope_of(value: object) -> Scope:
     if not isinstance(value, dict) or set(value) - {"name", "pid", "inode"}:
         raise _Damaged("'scope' is not {name, pid, inode}")
     name, pid, inode = value.get("name"), value.get("pid"), value.get("inode")
-    from kshock import netns
+    from kshock.host import netns
 
     if name is not None and not netns.valid_name(name):
         raise _Damaged("'scope.name' is not a namespace name")
@@ -280,7 +280,7 @@ def _mask(value: object) -> int:
 def damaged_scope(path: Path) -> Scope | None:
     """The namespace a damaged state file's folder names, when it still leads somewhere
     (so `revert --all` looks for its chains there too)."""
-    from kshock import netns
+    from kshock.host import netns
 
     found = re.fullmatch(r"netns-(.+?)(?:-(\d+))?|pid-(\d+)(?:-(\d+))?|host", path.parent.name)
     if found is None:

@@ -15,7 +15,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from kshock import netns
+from kshock.host import netns
 from kshock.errors import UserError
 
 

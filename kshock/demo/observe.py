@@ -1,7 +1,7 @@
 """EDGE: what the demo sees — a live capture on the lab bridge, decoded as it comes, kept as a
 log of frames (and written to a pcap for act 6's replay); plus the questions acts ask of it.
 
-The tap runs in one background thread: AF_PACKET socket (kshock.capture_live) -> pcap file and
+The tap runs in one background thread: AF_PACKET socket (kshock.capture.live) -> pcap file and
 wire.Sniffer -> FrameLog. The acts read the log from the main thread; the log only grows, and a
 snapshot is a list copy.
 """
@@ -75,7 +75,7 @@ class LiveTap:
         self._pcap = None
 
     def start(self) -> LiveTap:
-        from kshock.capture_live import LiveCapture
+        from kshock.capture.live import LiveCapture
         from kshock.wire.sniffer import Sniffer
 
         self._capture = LiveCapture(ports={self.port}, interface=self.interface, netns=self.netns).open()

@@ -151,7 +151,7 @@ def ground_truth(stage: Stage) -> dict:
 
 
 def left_behind(stage: Stage) -> list[str]:
-    from kshock import netns
+    from kshock.host import netns
     from kshock.apply import faults
 
     found = [f"namespace {n}" for n in netns.names() if n.startswith(f"ksl-{stage.lab_name}-")]

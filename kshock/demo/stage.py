@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kshock import netns
+from kshock.host import netns
 from kshock.apply.scope import Scope
 from kshock.errors import OperationFailed, UserError
 from kshock.lab.plan import Host

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kshock.broker_talk import ApiVersionsAnswer, in_netns, probe_api_versions
+from kshock.host.probe import ApiVersionsAnswer, in_netns, probe_api_versions
 from kshock.errors import OperationFailed, UserError
 
 __all__ = ["ApiVersionsAnswer", "in_netns", "probe_api_versions", "start", "stop", "wait_ready", "tansu_binary"]

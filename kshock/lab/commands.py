@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from kshock import netns
+from kshock.host import netns
 from kshock.errors import ExitStatus, OperationFailed, UserError
 from kshock.lab import broker, network, state
 from kshock.lab.plan import free_index, plan_lab, validate_name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from kshock import netns
+from kshock.host import netns
 from kshock.errors import OperationFailed
 from kshock.lab.plan import BRIDGE, LabPlan, namespace_prefix
 

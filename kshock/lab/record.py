@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kshock import __version__, netns
+from kshock import __version__
+from kshock.host import netns
 from kshock.errors import OperationFailed
 from kshock.lab.state import LabState
 from kshock.lab.traffic import TrafficResult, run_scenario

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kshock import netns
+from kshock.host import netns
 from kshock.errors import OperationFailed
 from kshock.lab.plan import Host
 from kshock.lab.scenarios import LinkShaping, Scenario, Workload, scenario

@@ -8,7 +8,7 @@ byte of an intent frame. Packet numbers are 1-based, as in Wireshark.
 
 This module holds the bookkeeping and the pieces of the walk that need no I/O: which built-in
 chain a packet enters, which kernel rule acts for which rule, the IPv4 bytes of a captured
-packet. `kshock.replay` drives it over a capture.
+packet. `kshock.replay.coverage` drives it over a capture.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class PcapSource:
     """A capture file, read as fast as it decodes."""
 
     def __init__(self, path: str, session: Session) -> None:
-        from kshock.capture import CaptureReader
+        from kshock.capture.reader import CaptureReader
 
         self.reader = CaptureReader(path)  # a file that is not a capture fails here
         self.session = session
@@ -77,7 +77,7 @@ class PcapSource:
 
 
 class LiveSource:
-    """An AF_PACKET socket (kshock.capture_live) emptied by one thread and decoded by another.
+    """An AF_PACKET socket (kshock.capture.live) emptied by one thread and decoded by another.
 
     The reader only moves packets from the kernel's buffer into memory, so a burst the decoder
     cannot follow waits here (up to MAX_BACKLOG packets) instead of overflowing the socket; the
@@ -188,11 +188,11 @@ def open_source(args: argparse.Namespace, session: Session) -> tuple[ShellTarget
             raise UserError("--pcap reads a file; it does not go with --lab, --netns or --interface",
                             "give either a capture file or a place to capture live")
         return ShellTarget(live=False, ports=ports, direction=args.direction), PcapSource(args.pcap, session)
-    from kshock.capture_live import LiveCapture
+    from kshock.capture.live import LiveCapture
 
     interface, netns = args.interface, args.netns
     if netns is not None:  # never '' for the host, nor '.' or '..': the one namespace-name check
-        from kshock.netns import check_name
+        from kshock.host.netns import check_name
 
         check_name(netns)
     if args.lab:
@@ -248,7 +248,7 @@ def run_shell(args: argparse.Namespace) -> int:
     if not sys.stdin.isatty():
         raise UserError("kshock shell needs a terminal", "run it in one, or give the commands with --script FILE "
                         "(--script - reads them from stdin)")
-    from kshock.inputs import check_text_file
+    from kshock.host.files import check_text_file
 
     history = history_path(args.history)
     check_text_file(history, "shell history")  # (prompt_toolkit reads it whole: not /dev/zero)
@@ -256,7 +256,7 @@ def run_shell(args: argparse.Namespace) -> int:
 
 
 def _script_lines(path: str) -> list[str]:
-    from kshock.inputs import read_stdin_text, read_text
+    from kshock.host.files import read_stdin_text, read_text
 
     return (read_stdin_text("script") if path == "-" else read_text(path, "script")).splitlines()
 

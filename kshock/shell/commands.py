@@ -124,7 +124,7 @@ class Shell:
         missing = [t for t in topics_named(spec.condition) if t not in known] if spec.condition else []
         if not missing or not self.target.live:
             return known
-        from kshock import broker_talk
+        from kshock.host import probe as broker_talk
 
         for host, port in self.session.broker_endpoints()[:3]:
             try:
@@ -492,7 +492,7 @@ def _save(shell: Shell, arg: str) -> Result:
 
 @command("load", "load FILE", "read a rule file; its rules become pending rules")
 def _load(shell: Shell, arg: str) -> Result:
-    from kshock.replay import load_rule_file
+    from kshock.replay.coverage import load_rule_file
 
     if not arg:
         raise UserError("load needs a file name", "e.g. load rules/drop-client.yaml")
@@ -523,7 +523,7 @@ def _export(shell: Shell, arg: str) -> Result:
 
 @command("replay", "replay", "coverage of the rules on the packets captured so far (emulated kernel)")
 def _replay(shell: Shell, arg: str) -> Result:
-    from kshock.replay import replay
+    from kshock.replay.coverage import replay
 
     specs = [r.spec for r in shell.session.rules if r.state in ("pending", "applied")]
     if not specs:
@@ -593,7 +593,7 @@ def frame_header() -> str:
 
 
 def frame_line(number: int, frame: KafkaFrame) -> str:
-    from kshock.decoding import frame_cells
+    from kshock.replay.listing import frame_cells
 
     time_, _conn, api, corr, client, topics, _parts, records, errors, latency = frame_cells(frame)
     line = (f"{number:>6} {time_:<15} {_cut(api, 22):<22} {corr:>7} {_cut(client, 20):<20} {_cut(topics, 20):<20} "
@@ -696,7 +696,7 @@ def _cut(text: str, width: int) -> str:
 
 
 def _clock(ts: float) -> str:
-    from kshock.decoding import clock
+    from kshock.replay.listing import clock
 
     return clock(ts)
 

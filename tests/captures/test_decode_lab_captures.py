@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kshock.capture import CaptureReader
-from kshock.decoding import open_run
+from kshock.capture.reader import CaptureReader
+from kshock.replay.listing import open_run
 from kshock.wire.model import Gap, KafkaFrame, Skipped
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"

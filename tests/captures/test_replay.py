@@ -19,7 +19,7 @@ import pytest
 
 from kshock.conditions import And, Compare, In
 from kshock.errors import UserError
-from kshock.replay import load_rule_file, replay, replay_command
+from kshock.replay.coverage import load_rule_file, replay, replay_command
 from kshock.rules.kernel import Chain, Jump, KernelRule, RuleSet, StringWindow, U32Test
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,7 +228,7 @@ def _args(**overrides) -> argparse.Namespace:
 
 
 def test_command_text_and_json(monkeypatch, capsys):
-    monkeypatch.setattr("kshock.replay.compile_for_replay", lambda specs, name, topic_ids=None:
+    monkeypatch.setattr("kshock.replay.coverage.compile_for_replay", lambda specs, name, topic_ids=None:
                         compiler()(specs, name))
     out = io.StringIO()
     assert replay_command(_args(), out) == 0
@@ -247,7 +247,7 @@ def test_command_text_and_json(monkeypatch, capsys):
                                      "its permissions"),
 ])
 def test_bad_input_is_one_clear_line(monkeypatch, overrides, message):
-    monkeypatch.setattr("kshock.replay.compile_for_replay", lambda specs, name, topic_ids=None:
+    monkeypatch.setattr("kshock.replay.coverage.compile_for_replay", lambda specs, name, topic_ids=None:
                         compiler()(specs, name))
     with pytest.raises(UserError) as caught:
         replay_command(_args(**overrides), io.StringIO())
@@ -256,7 +256,7 @@ def test_bad_input_is_one_clear_line(monkeypatch, overrides, message):
 
 
 def test_a_damaged_capture_reports_what_it_could_and_fails(monkeypatch, tmp_path):
-    monkeypatch.setattr("kshock.replay.compile_for_replay", lambda specs, name, topic_ids=None:
+    monkeypatch.setattr("kshock.replay.coverage.compile_for_replay", lambda specs, name, topic_ids=None:
                         compiler()(specs, name))
     data = (CAPTURES / "lab-admin.pcap").read_bytes()
     damaged = tmp_path / "damaged.pcap"

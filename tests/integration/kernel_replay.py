@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 
 _pairs = itertools.count(1)
 
@@ -91,7 +91,7 @@ def client_packets(capture: Path, skip_syn: bool, port: int = 9092) -> list[byte
 def readdress(packet: bytes, source: str, destination: str) -> bytes:
     """New addresses, and a TCP checksum to match: conntrack drops a segment with a bad
     checksum as INVALID, and a connection mark needs a conntrack entry."""
-    from kshock.replay_kernel import fix_tcp_checksum
+    from kshock.replay.kernel import fix_tcp_checksum
 
     return fix_tcp_checksum(packet[:12] + socket.inet_aton(source) + socket.inet_aton(destination) + packet[20:])
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from kshock import broker_talk
-from kshock.capture_live import LiveCapture
+from kshock.host import probe as broker_talk
+from kshock.capture.live import LiveCapture
 from kshock.lab import state
 from kshock.wire.sniffer import Sniffer
 

@@ -94,7 +94,7 @@ def test_a_dispatched_rule_set_counts_in_the_kernel_what_the_emulator_says(pair)
 
     sender, receiver = pair
     specs = [replace(spec, target=Target(direction="forward")) for spec in many_specs()]
-    from kshock.replay import learn_topic_ids
+    from kshock.replay.coverage import learn_topic_ids
 
     ruleset = compile_rules(specs, "many", expires_at="2037-12-31T00:00:00",
                             topic_ids=learn_topic_ids(CAPTURE, [9092]))

@@ -271,7 +271,7 @@ def test_kernel_counters_match_what_replay_predicted(faults, tmp_path):
     assert sum(predicted.values()) > 0
     # The same replay in-process also holds the emulator's count for every rule (the identity
     # rule and the jump into the every-3rd sub-chain too): all of them equal the kernel's.
-    from kshock.replay import load_rule_file, replay
+    from kshock.replay.coverage import load_rule_file, replay
 
     report = replay(pcap, load_rule_file(rules), name="blockkp")
     emulated: dict = {}

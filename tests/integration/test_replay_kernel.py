@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import lab_skip_reason
-from kshock import replay_kernel
-from kshock.replay import load_rule_file, replay
+from kshock.replay import kernel as replay_kernel
+from kshock.replay.coverage import load_rule_file, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted((ROOT / "captures").glob("lab-*.pcap"))

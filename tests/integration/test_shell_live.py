@@ -18,8 +18,8 @@ import pytest
 
 from conftest import kshock, lab_namespaces
 
-from kshock import broker_talk
-from kshock.capture_live import LiveCapture
+from kshock.host import probe as broker_talk
+from kshock.capture.live import LiveCapture
 from kshock.lab import state
 from kshock.wire.model import KafkaFrame
 from kshock.wire.sniffer import Sniffer

@@ -12,8 +12,8 @@ PURE = ["wire", "conditions", "rules", "lab/plan.py", "lab/scenarios.py"]
 BANNED = {"socket", "subprocess", "scapy", "pyroute2", "prompt_toolkit", "iptc", "asyncio", "select",
           "threading", "multiprocessing", "shutil", "time",
           "kshock.lab.network", "kshock.lab.broker", "kshock.lab.state", "kshock.lab.commands",
-          "kshock.lab.traffic", "kshock.lab.record", "kshock.netns", "kshock.capture", "kshock.inputs", "kshock.apply",
-          "kshock.shell", "kshock.cli", "kshock.replay"}
+          "kshock.lab.traffic", "kshock.lab.record", "kshock.host.netns", "kshock.capture.reader", "kshock.host.files", "kshock.apply",
+          "kshock.shell", "kshock.cli", "kshock.replay.coverage"}
 
 
 def _pure_files() -> list[Path]:

@@ -172,7 +172,7 @@ def test_matches_without_schemas_and_matcher_share_one_table():
 
 @functools.cache
 def _decoded(name: str) -> tuple[list[KafkaFrame], dict]:
-    from kshock.decoding import open_run  # EDGE: reads the file; the test may, the package not
+    from kshock.replay.listing import open_run  # EDGE: reads the file; the test may, the package not
 
     run_ = open_run(str(CAPTURES / f"lab-{name}.pcap"), [9092])
     events = [e for e in run_.events() if isinstance(e, KafkaFrame)]

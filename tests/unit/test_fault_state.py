@@ -106,7 +106,7 @@ def test_marks_in_rules_counts_every_use_of_conntrack_marks():
 
 
 def test_namespace_names_have_one_validator():
-    from kshock import netns
+    from kshock.host import netns
     from kshock.apply.scope import Scope
 
     for bad in ("", " ", ".", "..", "a/b", "-x", "x\n", "\u00e9", "a" * 65, None, 3):
@@ -120,7 +120,7 @@ def test_namespace_names_have_one_validator():
 
 
 def test_a_namespace_nothing_holds_is_gone_and_one_still_held_is_found():
-    from kshock import netns
+    from kshock.host import netns
     from kshock.apply.scope import Scope, locate
 
     ours = netns.inode("/proc/self/ns/net")

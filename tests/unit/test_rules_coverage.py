@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 from kshock.conditions import Matcher, parse_condition
-from kshock.decoding import open_run
+from kshock.replay.listing import open_run
 from kshock.rules.compile import compile_rules
 from kshock.rules.emulate import Emulator
 from kshock.rules.spec import Action, RuleSpec, Target, Trigger

@@ -9,8 +9,8 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from kshock.capture import CaptureReader
-from kshock.capture_live import SNAPLEN, bpf_program, run_bpf
+from kshock.capture.reader import CaptureReader
+from kshock.capture.live import SNAPLEN, bpf_program, run_bpf
 from kshock.errors import UserError
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"

@@ -11,7 +11,7 @@ from kafka.protocol.producer import ProduceRequest
 
 from wire_helpers import conversation, record_batch, request_frame
 
-from kshock import decoding
+from kshock.replay import listing as decoding
 from kshock.conditions import parse_condition
 from kshock.shell.commands import Shell, ShellTarget, write_pcap
 from kshock.shell.session import Session

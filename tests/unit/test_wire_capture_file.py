@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kshock.capture import CaptureError, CaptureReader, read_capture, read_with_scapy
+from kshock.capture.reader import CaptureError, CaptureReader, read_capture, read_with_scapy
 from wire_helpers import EXTERNAL
 
 ALL = sorted(EXTERNAL.rglob("*.pcap*"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 from kshock.wire.model import Gap, Malformed, Request, Response
 from wire_helpers import EXTERNAL, essence, frames, run
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kshock.capture import CaptureReader
-from kshock.decoding import open_run
+from kshock.capture.reader import CaptureReader
+from kshock.replay.listing import open_run
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = sorted((ROOT / "captures").glob("lab-*.pcap"))

@@ -70,7 +70,7 @@ def test_every_lane_evicts_the_same():
 def test_decode_summary_reports_evictions(tmp_path, monkeypatch):
     import io
 
-    from kshock import decoding
+    from kshock.replay import listing as decoding
     from kshock.shell.commands import write_pcap
 
     path = tmp_path / "many.pcap"

@@ -8,7 +8,7 @@ from pathlib import Path
 import kshock.wire
 
 BANNED = {"socket", "subprocess", "os", "time", "datetime", "scapy", "select", "threading",
-          "asyncio", "io", "pathlib", "shutil", "random", "kshock.capture", "kshock.cli"}
+          "asyncio", "io", "pathlib", "shutil", "random", "kshock.capture.reader", "kshock.cli"}
 
 
 def test_wire_imports_no_edges():

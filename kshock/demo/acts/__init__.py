@@ -93,7 +93,7 @@ def stall_spec(port: int, duration_s: float, name: str = "demo-syn-only") -> Rul
 
 
 def frame_line(frame: KafkaFrame) -> str:
-    from kshock.decoding import clock
+    from kshock.replay.listing import clock
 
     arrow = "<" if frame.kind == "response" else ">"
     api = f"{frame.api or frame.api_key} v{frame.api_version}"

@@ -40,7 +40,7 @@ def mid_segment_starts(frames) -> set[int]:
 
 
 def run(show: Show, result: ActResult) -> None:
-    from kshock.replay import replay
+    from kshock.replay.coverage import replay
 
     stage, say = show.stage, show.narrator
     specs = [f.spec for f in stage.faults if f.spec.condition is not None]

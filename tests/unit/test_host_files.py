@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_run import run_kshock
-from kshock import inputs
+from kshock.host import files as inputs
 from kshock.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,9 +162,9 @@ def test_the_shell_history_is_checked_before_prompt_toolkit_reads_it(specials, m
                                  "it, or set KSHOCK_MAX_TEXT_MIB (MiB, at most 1024)")
 
 
-# Where a user names a file: these modules read one only through kshock.inputs (no bare open()
+# Where a user names a file: these modules read one only through kshock.host.files (no bare open()
 # for reading, no Path.read_text/read_bytes), so no new reader forgets the bounds.
-EDGE_READERS = ["cli.py", "capture.py", "decoding.py", "replay.py", "replay_kernel.py", "apply/commands.py",
+EDGE_READERS = ["cli.py", "capture", "replay", "apply/commands.py",
                 "shell"]
 
 

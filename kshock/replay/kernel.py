@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 from kshock.errors import OperationFailed, UserError
 from kshock.rules.coverage import kafka_tcp
 from kshock.rules.kernel import RuleSet

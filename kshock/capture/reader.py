@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from struct import Struct
 
 from kshock.errors import UserError
-from kshock.inputs import open_capture
+from kshock.host.files import open_capture
 
 _MAX_RECORD = 256 * 1024 * 1024  # a record this large means a corrupt header
 _PCAP_MAGICS = {

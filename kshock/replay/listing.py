@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 from kshock.wire.model import Gap, KafkaFrame, Malformed, Skipped
 from kshock.wire.sniffer import Sniffer
 from kshock.wire.text import terminal_safe

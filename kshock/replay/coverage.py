@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
-from kshock.capture import CaptureReader
+from kshock.capture.reader import CaptureReader
 from kshock.errors import ExitStatus, OperationFailed, UserError
 from kshock.rules.coverage import (
     PERSPECTIVE_OF,
@@ -47,7 +47,7 @@ Compile = Callable[[Sequence[RuleSpec], str], RuleSet]
 
 def load_rule_file(path: str | os.PathLike) -> list[RuleSpec]:
     """Read and validate a rule file; UserError (one line, or a caret message) on any problem."""
-    from kshock.inputs import read_text
+    from kshock.host.files import read_text
 
     name = os.fspath(path)
     return parse_rule_file(read_text(name, "rule file"), name)
@@ -55,7 +55,7 @@ def load_rule_file(path: str | os.PathLike) -> list[RuleSpec]:
 
 def learn_topic_ids(capture: str | os.PathLike, ports: Iterable[int]) -> dict[str, bytes]:
     """Topic name -> 16-byte id, from the Metadata responses in the capture (one decoding pass)."""
-    from kshock.decoding import open_run
+    from kshock.replay.listing import open_run
 
     run = open_run(os.fspath(capture), ports)
     for _ in run.events():
@@ -293,7 +293,7 @@ def replay_command(args, out: TextIO | None = None) -> int:
     report = replay(args.file, specs, args.port, rules_file=args.rules, name=_ruleset_name(args.rules),
                     topic_ids=getattr(args, "topic_ids", None))
     if getattr(args, "kernel", False):
-        from kshock import replay_kernel
+        from kshock.replay import kernel as replay_kernel
 
         replay_kernel.check(report, args.file)
     if args.json:
