@@ -8,7 +8,6 @@ snapshot is a list copy.
 
 from __future__ import annotations
 
-import struct
 import threading
 import time
 from collections import Counter
@@ -19,8 +18,6 @@ from statistics import median
 
 from kshock.wire.model import Closed, KafkaFrame, Request, Response
 
-_PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)  # nanosecond pcap, Ethernet
-_RECORD = struct.Struct("<IIII")
 
 
 def client_of(frame: KafkaFrame) -> str:
@@ -75,14 +72,14 @@ class LiveTap:
         self._pcap = None
 
     def start(self) -> LiveTap:
-        from kshock.capture.live import LiveCapture
+        from kshock.capture.live import LINKTYPE_ETHERNET, LiveCapture
+        from kshock.capture.writer import PcapWriter
         from kshock.wire.sniffer import Sniffer
 
         self._capture = LiveCapture(ports={self.port}, interface=self.interface, netns=self.netns).open()
         self._sniffer = Sniffer(ports={self.port})
         self.pcap_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pcap = open(self.pcap_path, "wb")
-        self._pcap.write(_PCAP_HEADER)
+        self._pcap = PcapWriter(self.pcap_path, LINKTYPE_ETHERNET)
         self._thread = threading.Thread(target=self._run, name="kshock-demo-tap", daemon=True)
         self._thread.start()
         return self
@@ -100,9 +97,7 @@ class LiveTap:
                 events = []
                 with self._write_lock:
                     for ts, linktype, raw in batch:
-                        sec = int(ts)
-                        pcap.write(_RECORD.pack(sec, int((ts - sec) * 1e9), len(raw), len(raw)))
-                        pcap.write(raw)
+                        pcap.write(ts, raw)
                         events += sniffer.feed(ts, linktype, raw)
                 log.packets += len(batch)
                 if events:

@@ -537,6 +537,8 @@ def _replay(shell: Shell, arg: str) -> Result:
             forgotten = session.packets_dropped_from_memory
         if not packets:
             raise UserError("nothing captured yet", "wait for traffic, then replay")
+        from kshock.capture.writer import write_pcap
+
         write_pcap(path, linktype, packets)
         report = replay(path, specs, session.ports, name="shell", topic_ids=session.topic_ids())
     text = report.render_text().rstrip("\n")
@@ -652,18 +654,6 @@ def _duration_text(seconds: float) -> str:
     return f"{seconds:g}s" if seconds != int(seconds) else f"{int(seconds)}s"
 
 
-def write_pcap(path: str, linktype: int, packets: list[tuple[float, bytes]]) -> None:
-    import struct
-
-    with open(path, "wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, linktype))  # nanosecond pcap
-        record = struct.Struct("<IIII").pack
-        for ts, raw in packets:
-            sec = int(ts)
-            out.write(record(sec, int(round((ts - sec) * 1e9)) % 1_000_000_000, len(raw), len(raw)))
-            out.write(raw)
-
-
 def _copy(tally: Tally) -> Tally:
     copy = Tally(tally.requests, tally.responses, tally.records)
     copy.latencies_ms.extend(tally.latencies_ms)
@@ -704,4 +694,4 @@ def _clock(ts: float) -> str:
 
 
 __all__ = ["REGISTRY", "Command", "Result", "Shell", "ShellTarget", "frame_line", "pick_condition",
-           "render_rule_file", "write_pcap"]
+           "render_rule_file"]

@@ -13,7 +13,8 @@ from wire_helpers import conversation, record_batch, request_frame
 
 from kshock.replay import listing as decoding
 from kshock.conditions import parse_condition
-from kshock.shell.commands import Shell, ShellTarget, write_pcap
+from kshock.capture.writer import write_pcap
+from kshock.shell.commands import Shell, ShellTarget
 from kshock.shell.session import Session
 from kshock.wire.text import terminal_safe, terminal_safe_lines
 

@@ -71,7 +71,7 @@ def test_decode_summary_reports_evictions(tmp_path, monkeypatch):
     import io
 
     from kshock.replay import listing as decoding
-    from kshock.shell.commands import write_pcap
+    from kshock.capture.writer import write_pcap
 
     path = tmp_path / "many.pcap"
     write_pcap(str(path), 1, [(ts, raw) for ts, _link, raw in _flows(12)])
