@@ -1,5 +1,6 @@
-"""The compiled part of kshock: the lane for the common packet (kshock/wire/_lane.pyx), used by
-Sniffer.feed and `kshock decode --json`.
+"""The compiled part of kshock: the lane for the common packet (kshock/wire/_lane.pyx, its state
+declared in _lane.pxd, which cythonize reads with it), used by Sniffer.feed and
+`kshock decode --json`.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler and
 Python's headers (Debian: gcc libc6-dev python3-dev, which `make setup` installs) kshock

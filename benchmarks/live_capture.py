@@ -3,7 +3,7 @@
 The issue's bar: live capture keeps up with a confluent-kafka producer sending >= 20,000
 requests/s for 10 s with zero kernel drops. Both modes measure the shell's own capture path:
 kshock.capture.live.LiveCapture (AF_PACKET, kernel BPF filter, PACKET_STATISTICS) emptied by
-kshock.shell.app.LiveSource's reader thread and decoded by its decoder thread into a
+kshock.shell.sources.LiveSource's reader thread and decoded by its decoder thread into a
 kshock.shell.session.Session (kshock.wire.Sniffer underneath) — what the shell ingests, not
 only what the socket receives.
 
@@ -88,7 +88,7 @@ def drain(session, quiet_s: float = 1.0, limit_s: float = 120.0) -> None:
 def producer_mode(lab: str, args: argparse.Namespace) -> dict:
     from kshock.capture.live import LiveCapture
     from kshock.lab import state
-    from kshock.shell.app import LiveSource
+    from kshock.shell.sources import LiveSource
     from kshock.shell.session import Session
 
     source = None
@@ -187,7 +187,6 @@ class Recording:
 
 
 def load_recording(path: Path, port: int) -> Recording:
-    from kshock.shell.session import is_request
     from kshock.wire.model import KafkaFrame
     from kshock.wire.sniffer import Sniffer
 
@@ -210,11 +209,11 @@ def load_recording(path: Path, port: int) -> Recording:
     for sec, frac, raw in records:
         n = 0
         for event in sniffer.feed(sec + frac * rec.tick, 1, raw):
-            if isinstance(event, KafkaFrame) and is_request(event):
+            if isinstance(event, KafkaFrame) and event.is_request:
                 n += 1
                 rec.apis[event.api or f"key {event.api_key}"] += 1
         rec.requests_at.append(n)
-    tail = [e for e in sniffer.finish() if isinstance(e, KafkaFrame) and is_request(e)]
+    tail = [e for e in sniffer.finish() if isinstance(e, KafkaFrame) and e.is_request]
     if tail:  # a request cut off by the end of the recording: never offered whole
         print(f"  ({len(tail)} request(s) incomplete at the end of the recording: not counted)")
     sidecar = path.with_suffix(".json")
@@ -350,7 +349,7 @@ class Step:
 def replay_step(rec: Recording, replay_file: Path, box: Sandbox, target: int, duration: float,
                 pps_multi: int, nice: int) -> Step:
     from kshock.capture.live import LiveCapture
-    from kshock.shell.app import LiveSource
+    from kshock.shell.sources import LiveSource
     from kshock.shell.session import Session
 
     per_request = len(rec.records) / rec.requests

@@ -1,9 +1,9 @@
 """Benchmark: `kshock replay` against `kshock decode` on the same capture (target: replay at
 least half as fast as decode, i.e. ratio decode_s / replay_s >= 0.5).
 
-Times, in one process and on one file, (1) decoding every frame (`decoding.open_run(...)` and
-its events, as `kshock decode` does without formatting) and (2) `replay.replay(...)` with each
-example rule file (decode + intent on every frame + the emulated kernel on every packet). The
+Times, in one process and on one file, (1) decoding every frame (`listing.open_run(...)` and
+its events, as `kshock decode` does without formatting) and (2) `replay.coverage.replay(...)` with each
+example rule file and the real compiler (decode + intent on every frame + the emulated kernel on every packet). The
 capture is lab-mixed.pcap repeated --copies times (client ports shifted per copy, so every copy
 is a set of new connections), or --pcap FILE.
 
@@ -13,7 +13,6 @@ is a set of new connections), or --pcap FILE.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import struct
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kshock.replay import listing as decoding  # noqa: E402
+from kshock.replay import listing  # noqa: E402
 from kshock.capture.reader import CaptureReader  # noqa: E402
 from kshock.replay.coverage import load_rule_file, replay  # noqa: E402
 
@@ -60,10 +59,10 @@ def time_decode(path: Path, json_lines: bool) -> float:
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        run = decoding.open_run(str(path), [9092])
+        run = listing.open_run(str(path), [9092])
         if json_lines:
             with open(os.devnull, "w") as sink:
-                decoding.write_json_lines(run, sink)
+                listing.write_json_lines(run, sink)
         else:
             for _ in run.events():
                 pass
@@ -71,21 +70,14 @@ def time_decode(path: Path, json_lines: bool) -> float:
     return best
 
 
-def time_replay(path: Path, rules: Path, compile) -> tuple[float, object]:
+def time_replay(path: Path, rules: Path) -> tuple[float, object]:
     specs = load_rule_file(rules)
     best, report = float("inf"), None
     for _ in range(3):
         started = time.perf_counter()
-        report = replay(path, specs, compile=compile)
+        report = replay(path, specs)
         best = min(best, time.perf_counter() - started)
     return best, report
-
-
-def compiler():
-    spec = importlib.util.spec_from_file_location("replay_captures", ROOT / "tests" / "captures" / "test_replay.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.compiler()
 
 
 def main() -> int:
@@ -106,9 +98,8 @@ def main() -> int:
         print(f"  kshock decode --json        {decode_s:7.3f} s  {packets / decode_s:>9,.0f} packets/s  (the target's baseline)")
         print(f"  decoding alone, no output   {core_s:7.3f} s  {packets / core_s:>9,.0f} packets/s")
         worst = worst_core = float("inf")
-        compile = compiler()
         for rules in args.rules:
-            replay_s, report = time_replay(path, rules, compile)
+            replay_s, report = time_replay(path, rules)
             ratio = decode_s / replay_s
             worst = min(worst, ratio)
             worst_core = min(worst_core, core_s / replay_s)

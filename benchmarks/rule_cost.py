@@ -105,13 +105,10 @@ def busy_seconds() -> float:
 
 def send(namespace: str, packets: list[bytes], count: int) -> tuple[float, float]:
     """(CPU seconds, wall seconds) to push `count` packets (the list, round and round)."""
-    from pyroute2 import netns as pyroute_netns
+    from kshock.host.netns import entered
 
-    pyroute_netns.pushns(namespace)
-    try:
+    with entered(namespace):
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    finally:
-        pyroute_netns.popns()
     n = len(packets)
     with raw:
         sendto = raw.sendto

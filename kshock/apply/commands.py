@@ -20,7 +20,8 @@ from kshock.rules.spec import RuleSpec
 
 
 def specs_from_args(args: argparse.Namespace) -> list[RuleSpec]:
-    """A rule file, or one rule from --match/--action/--port/..., read by the same validator."""
+    """A rule file, or one rule from --match/--action/--port/... (apply/cli.add_rule_source), read by
+    the same validator."""
     import yaml
 
     from kshock.rules.rulefile import parse_rule_file
@@ -39,14 +40,10 @@ def specs_from_args(args: argparse.Namespace) -> list[RuleSpec]:
             target["host"] = args.host
         if args.interface:
             target["interface"] = args.interface
-        rule = {"name": args.name or "adhoc", "match": args.match or "any", "action": args.action, "target": target,
-                "duration": args.duration or "5m"}
+        rule = {"name": args.name or "adhoc", "match": args.match or "any", "action": args.action, "target": target}
         specs = parse_rule_file(yaml.safe_dump({"rules": [rule]}, sort_keys=False), "<command line>")
-    if args.duration and args.rulefile:
-        from kshock.rules.rulefile import parse_duration
-
-        seconds = parse_duration(args.duration)
-        specs = [_replace(spec, duration_s=seconds) for spec in specs]
+    if args.duration is not None:  # seconds (cli.duration_type read and bounded them); default: 5m, or the file's
+        specs = [_replace(spec, duration_s=args.duration) for spec in specs]
     return specs
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from kshock.apply import netfilter
 from kshock.apply.scope import Scope, locate, same_namespace
 from kshock.errors import OperationFailed, UserError
-from kshock.lab.state import run_dir
+from kshock.host.run_dir import run_dir
 from kshock.rules.kernel import Marks, RuleSet
 from kshock.rules.spec import RuleSpec
 

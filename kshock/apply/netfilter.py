@@ -4,7 +4,9 @@ Works with both backends Debian ships: `iptables -V` says nf_tables or legacy, a
 restore/save binaries are used (python-iptables only speaks legacy: see README). kshock only ever
 touches chains named KSHOCK-* and the jumps into them: every text is checked by
 rules.audit.audit_restore on its way in (load) and on its way out (revert, leftovers, expiry)
-before iptables-restore sees it.
+before iptables-restore sees it. `restore` itself audits nothing: besides load and
+remove_chains, only `replay --kernel` calls it, in the throwaway namespaces it made and removes.
+Every function that runs a program takes the Scope (the host or a namespace) to run it in.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def load_many(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> No
     check_free(backend, scope, rulesets)
     text = render_restore_many(rulesets)
     audit_restore(text, require_expiry=True)  # the dead-man switch on every rule, and nothing foreign
-    _restore(backend, scope, text)
+    restore(backend, scope, text)
 
 
 def check_free(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> None:
@@ -169,7 +171,7 @@ def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) 
     lines.append("COMMIT")
     revert = "\n".join(lines) + "\n"
     audit_restore(revert, revert=True)  # only jumps into, and flushes of, the chains being removed
-    _restore(backend, scope, revert)
+    restore(backend, scope, revert)
     return sorted(targets)
 
 
@@ -194,7 +196,10 @@ def counters(backend: Backend, scope: Scope, table: str, chains: set[str]) -> di
     return out
 
 
-def _restore(backend: Backend, scope: Scope, text: str) -> None:
+def restore(backend: Backend, scope: Scope, text: str) -> None:
+    """`iptables-restore --noflush` of `text` in `scope`, as one transaction; a one-line
+    OperationFailed naming a missing extension or the refused line. The text is not audited
+    here (load and remove_chains audit theirs first)."""
     if shutil.which(backend.restore) is None:
         raise UserError(f"`{backend.restore}` is not installed", "install it: apt-get install iptables")
     result = subprocess.run(scope.argv([backend.restore, "--noflush"]), input=text, capture_output=True, text=True,

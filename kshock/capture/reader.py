@@ -1,4 +1,4 @@
-"""EDGE: reading capture files as (timestamp, link-type, raw bytes). Live capture comes later.
+"""EDGE: reading capture files as (timestamp, link-type, raw bytes); live capture is capture.live.
 
 A lean pcap/pcapng reader over mmap (several times faster than scapy's RawPcapReader, which
 is kept as `read_with_scapy` for cross-checks). A file that is not a capture raises

@@ -37,9 +37,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
-from kshock.conditions.apis import API_NAMES, api_key_of, api_name
 from kshock.conditions.fields import FIELDS, KINDS, WIDTH_NAMES, Field, type_name
 from kshock.errors import UserError
+from kshock.wire.apis import API_NAMES, api_key_of, api_name
 
 Span = tuple[int, int]
 _NOWHERE: Span = (0, 0)
@@ -327,11 +327,7 @@ def nested_quantifier(pattern: str | bytes) -> str | None:
     (+, *, {2,}, ...) that itself contains a variable repeat (a+, .*, x?, a{1,3}) or an
     alternation ((a|aa)+). Walks the parsed pattern (re's own parser), not its text.
     Atomic groups (?>...) and possessive repeats (a++) never backtrack, so they pass."""
-    try:
-        from re import _constants as sre, _parser as sre_parse  # Python 3.11+
-    except ImportError:  # pragma: no cover - older Pythons
-        import sre_constants as sre  # type: ignore[no-redef]
-        import sre_parse  # type: ignore[no-redef]
+    from re import _constants as sre, _parser as sre_parse  # (Python 3.11+, as pyproject requires)
     repeats = (sre.MAX_REPEAT, sre.MIN_REPEAT)
     atomic_group, possessive = getattr(sre, "ATOMIC_GROUP", None), getattr(sre, "POSSESSIVE_REPEAT", None)
     atomic = (atomic_group, possessive)

@@ -42,7 +42,7 @@ def api_versions_request(correlation_id: int = 1, client_id: str = PROBE_CLIENT_
 
 def probe(host: str, port: int, netns: str | None, timeout_s: float = 2.0, connect_timeout_s: float = 2.0,
           correlation_id: int = 1) -> ProbeResult:
-    from kshock.host.probe import in_netns
+    from kshock.host.netns import entered as in_netns
 
     with in_netns(netns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,7 +1,13 @@
 """EDGE: `kshock demo` — bring the stage up, play the acts, print the summary, clean up.
 
-Exit status: 0 when every act showed what it claims (its checks of measured facts passed) and
-cleanup left nothing behind; 1 otherwise; 130 when interrupted (cleanup still runs).
+Exit status: 0 when every act showed what it claims (its checks passed: against the clients' own
+logs as it ran, and against their reports once cleanup stopped them) and cleanup left nothing
+behind; 1 otherwise; 130 when interrupted (cleanup still runs).
+
+With `--json FILE` the summary goes to FILE, and the clients' own records — each workload's
+report (`<client-id>.json`) and its client library's log (`<client-id>.client.log`) — are kept in
+the folder `FILE` minus its suffix plus `.clients` (named in the summary as `clients_dir`), so a
+reader can check the acts' claims against them.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     truth: dict = {}
     leftovers: list[str] = []
+    clients_dir = None
     owner = os.getpid()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: _interrupt(owner))
     work_dir = Path(tempfile.mkdtemp(prefix="kshock-demo-"))
@@ -82,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
                 leftovers = left_behind(stage)
             say.say("cleanup: " + "; ".join(stage.notes) + (f"; LEFT BEHIND: {', '.join(leftovers)}" if leftovers
                                                              else "; nothing left behind"))
+            if results and not interrupted:
+                grade_reports(stage, results, say)
+            if args.json:
+                clients_dir = keep_client_records(stage, Path(args.json))
         shutil.rmtree(work_dir, ignore_errors=True)
     seconds = time.monotonic() - started
     ok = bool(results) and all(r.ok for r in results) and not leftovers and not interrupted \
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             "ok": ok, "seconds": round(seconds, 2), "lab": args.lab, "interrupted": interrupted,
             "work_dir": str(work_dir), "acts_asked": acts,
             "acts": [r.as_json() for r in results], "ground_truth": truth, "left_behind": leftovers,
+            "clients_dir": None if clients_dir is None else str(clients_dir),
         }, indent=2, default=str) + "\n")
     if interrupted:
         return ExitStatus.INTERRUPTED
@@ -118,6 +130,41 @@ def play(number: int, stage: Stage, say: Narrator) -> ActResult:
     if stage.tap is not None and stage.tap.error is not None:
         result.error = result.error or f"live capture stopped: {stage.tap.error}"
     return result
+
+
+def grade_reports(stage: Stage, results: list[ActResult], say: Narrator) -> None:
+    """The acts' last checks, against the reports the clients wrote when cleanup stopped them."""
+    graders = [(result, getattr(importlib.import_module(f"kshock.demo.acts.{act_modules()[result.number]}"),
+                                "grade_reports", None)) for result in results if result.error is None]
+    graders = [(result, grade) for result, grade in graders if grade is not None]
+    if not graders:
+        return
+    reports = stage.reports()
+    say.line()
+    say.say(say.paint(f"the clients' own reports ({len(reports)} of {len(stage.workloads)} written):", "bold"))
+    for result, grade in graders:
+        before = len(result.checks)
+        try:
+            grade(reports, result)
+        except Exception as error:  # noqa: BLE001 — a grading that breaks fails its act
+            result.error = f"grading against the reports: {type(error).__name__}: {error}"
+            say.warn(f"act {result.number}: {result.error}")
+        for check in result.checks[before:]:
+            say.check(check.ok, f"act {result.number}: {check.claim}" + (f" — {check.detail}" if check.detail else ""))
+
+
+def keep_client_records(stage: Stage, summary: Path) -> Path | None:
+    """Copy each client's report and log next to the summary, for whoever checks the claims."""
+    folder = summary.with_suffix(".clients")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for running in stage.workloads:
+            for path in (running.report_path, running.client_log):
+                if path.exists():
+                    shutil.copyfile(path, folder / path.name)
+    except OSError:
+        return None
+    return folder
 
 
 def ready(stage: Stage) -> bool:

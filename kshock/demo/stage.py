@@ -1,11 +1,15 @@
 """EDGE: the demo's stage — a lab, the demo scenario's clients running in the background, a live
 tap on the bridge, and every fault the acts apply; `close()` takes all of it down again.
+The clients keep their own records (kshock.demo.clients): a live log each, read by the acts as
+they go, and a report each, written when `close()` stops them (`stage.reports()`).
 
     with Stage.open("demo", work_dir) as stage:
-        stage.start_workloads()
-        stage.wait_ready(...)
-        record = stage.apply(spec, scope)      # kshock.apply.faults, in one of the lab's namespaces
-        stage.revert(record)
+        stage.start_tap()
+        stage.start_workloads(duration_s=240)
+        fault = stage.apply(spec, scope)       # kshock.apply.faults, in one of the lab's namespaces
+        stage.clients.count("billing", "received", "Produce", fault.applied_at)  # billing's own acks
+        stage.revert(fault)
+    reports = stage.reports()                  # what each client wrote when it was stopped
 
 Everything that is made is recorded on the stage first, so `close()` (also on Ctrl-C, on an
 error, or from atexit in a notebook) removes exactly what this stage made: its workloads (by
@@ -44,6 +48,7 @@ class RunningWorkload:
     host: Host
     process: subprocess.Popen
     report_path: Path
+    client_log: Path
     report: dict | None = None
 
 
@@ -75,6 +80,7 @@ class Stage:
         self.lab = None  # kshock.lab.state.LabState
         self.tap = None  # observe.LiveTap
         self.workloads: list[RunningWorkload] = []
+        self.clients = None  # clients.ClientLogs: the workloads' own live logs
         self.faults: list[AppliedFault] = []
         self.closed = False
         self.notes: list[str] = []  # what close() did, for the narrator
@@ -139,7 +145,10 @@ class Stage:
 
     def start_workloads(self, duration_s: float, only: tuple[str, ...] | None = None) -> list[RunningWorkload]:
         """Start the demo scenario's clients in their namespaces; they run until stopped (or
-        `duration_s`). Like `kshock lab traffic`, but in the background."""
+        `duration_s`). Like `kshock lab traffic`, but in the background; each also keeps its
+        client library's own log (`--client-log`), which `self.clients` reads as it grows."""
+        from kshock.demo.clients import ClientLogs
+
         chosen = scenario(SCENARIO)
         hosts = self.lab.plan.clients
         out_dir = self.work_dir / "workloads"
@@ -149,8 +158,10 @@ class Stage:
                 continue
             host = hosts[workload.host % len(hosts)]
             report = out_dir / f"{workload.client_id}.json"
+            client_log = out_dir / f"{workload.client_id}.client.log"
             argv = [sys.executable, "-m", "kshock.workloads", workload.kind, "--bootstrap", self.lab.plan.bootstrap,
-                    "--client-id", workload.client_id, "--duration", f"{duration_s:g}", "--report", str(report)]
+                    "--client-id", workload.client_id, "--duration", f"{duration_s:g}", "--report", str(report),
+                    "--client-log", str(client_log)]
             for topic in workload.topics:
                 argv += ["--topic", topic]
             argv += list(workload.options)
@@ -158,8 +169,13 @@ class Stage:
                 # Its own session: a Ctrl-C at the terminal reaches the demo, which stops them in order.
                 process = subprocess.Popen(netns.exec_argv(host.netns, argv), stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            self.workloads.append(RunningWorkload(workload, host, process, report))
+            self.workloads.append(RunningWorkload(workload, host, process, report, client_log))
+        self.clients = ClientLogs({w.workload.client_id: w.client_log for w in self.workloads})
         return self.workloads
+
+    def reports(self) -> dict[str, dict]:
+        """client-id -> the report its workload wrote when it was stopped (empty before)."""
+        return {w.workload.client_id: w.report for w in self.workloads if w.report is not None}
 
     def stop_workloads(self) -> None:
         """SIGTERM (the workloads write their reports and leave), then SIGKILL what is left."""

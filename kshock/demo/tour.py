@@ -4,6 +4,11 @@
     tour.wait_ready(stage)
     ... stage.apply(spec, scope); stage.revert(fault) ...
     tour.plot_rates(ax, stage.tap.log.snapshot(), start, end, windows=[(t0, t1, "blocked")])
+    stage.clients.count("billing", "received", "Produce", t0, t1)   # billing's acks, by its own log
+    stage.close(); stage.reports()             # what each client reported when it was stopped
+
+The plots show what kshock's tap saw; the notebook's claims are checked against what the clients
+say (their own logs and reports, kshock.demo.clients), as the demo's acts are.
 
 matplotlib is imported inside the plotting functions, so importing this module costs nothing.
 """
@@ -27,11 +32,11 @@ class Tour:
     that touches namespaces runs on one worker thread of its own. Attributes not defined here
     (tap, port, broker, work_dir, notes, scope_of, ...) are the stage's."""
 
-    def __init__(self, lab_name: str) -> None:
+    def __init__(self, lab_name: str, work_dir: str | Path | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="kshock-tour")
-        self.stage = self._call(_open_stage, lab_name)
+        self.stage = self._call(_open_stage, lab_name, work_dir)
 
     def _call(self, fn, *args, **kwargs):
         return self._pool.submit(fn, *args, **kwargs).result()
@@ -53,10 +58,13 @@ class Tour:
         self._pool.shutdown()
 
 
-def _open_stage(lab_name: str) -> Stage:
+def _open_stage(lab_name: str, work_dir: str | Path | None = None) -> Stage:
     """Lab up, live tap on, the demo scenario's clients started (closed by `close()`, or at the
-    interpreter's exit at the latest)."""
-    stage = Stage.open(lab_name, Path(tempfile.mkdtemp(prefix="kshock-tour-")))
+    interpreter's exit at the latest). Their reports, logs and the capture go to `work_dir` (a
+    new temporary folder by default), and stay there."""
+    if work_dir is None:
+        work_dir = tempfile.mkdtemp(prefix="kshock-tour-")
+    stage = Stage.open(lab_name, Path(work_dir))
     try:
         stage.start_tap()
         stage.start_workloads(WORKLOAD_S)

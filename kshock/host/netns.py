@@ -1,12 +1,15 @@
-"""EDGE: network namespaces — create, remove, list, and find the processes inside them."""
+"""EDGE: network namespaces — create, remove, list, enter (`entered`, the one way kshock does), and find
+the processes inside them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from kshock.errors import UserError
@@ -18,6 +21,7 @@ NETNS_DIR = Path("/run/netns")
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 NAME_RULE = "use 1 to 64 ASCII letters, digits, '_', '.' and '-', not starting with '.' or '-'"
 HOST_NAMESPACES = ("/proc/1/ns/net", "/proc/self/ns/net")  # init's and our own: "the host" for the SSH guard
+CLONE_NEWNET = 0x40000000  # linux/sched.h (os.CLONE_NEWNET from Python 3.12)
 
 
 def check_name(name: object) -> str:
@@ -172,6 +176,45 @@ def kill_all(name: str, grace_s: float = 3.0) -> int:
     while pids(name) and time.monotonic() < deadline:
         time.sleep(0.05)
     return len(victims)
+
+
+@contextlib.contextmanager
+def entered(name: str | None) -> Iterator[None]:
+    """Run the block with this thread in network namespace `name` (None: where it is already).
+
+    Sockets made in the block stay in the namespace for their life; the thread goes back to
+    its own namespace when the block ends, on errors too. Only this thread moves (setns(2) on
+    the thread), so other threads are never affected. A namespace that does not exist is a
+    one-line UserError — never made on the way, as pyroute2's pushns would."""
+    if name is None:
+        yield
+        return
+    check_name(name)
+    try:
+        target = os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UserError(f"there is no network namespace {name!r}", "list them with `ip netns list`") from None
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(home)
+    finally:
+        os.close(target)
+
+
+def _setns(fd: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
 
 
 def exec_argv(name: str, argv: list[str]) -> list[str]:

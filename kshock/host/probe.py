@@ -7,11 +7,12 @@ ids do these topics have (Metadata v10+), for rules on requests that name topics
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from kshock.host.netns import entered
 
 METADATA = 3
 TOPIC_ID_METADATA = 10  # the first Metadata version whose answer carries topic ids
@@ -24,23 +25,8 @@ class ApiVersionsAnswer:
     max_versions: dict[int, int]  # api_key -> the broker's max version
 
 
-@contextlib.contextmanager
-def in_netns(name: str | None) -> Iterator[None]:
-    """Run the block with this thread in network namespace `name` (sockets keep the namespace)."""
-    if name is None:
-        yield
-        return
-    from pyroute2 import netns
-
-    netns.pushns(name)
-    try:
-        yield
-    finally:
-        netns.popns()
-
-
 def connect(host: str, port: int, timeout_s: float, netns: str | None = None) -> socket.socket:
-    with in_netns(netns):
+    with entered(netns):
         return socket.create_connection((host, port), timeout=timeout_s)
 
 

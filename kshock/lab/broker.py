@@ -7,7 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from kshock.host.probe import ApiVersionsAnswer, in_netns, probe_api_versions
+from kshock.host.netns import entered as in_netns
+from kshock.host.probe import ApiVersionsAnswer, probe_api_versions
 from kshock.errors import OperationFailed, UserError
 
 __all__ = ["ApiVersionsAnswer", "in_netns", "probe_api_versions", "start", "stop", "wait_ready", "tansu_binary"]

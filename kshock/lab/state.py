@@ -11,13 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kshock.host.run_dir import run_dir
 from kshock.lab.plan import Host, LabPlan
-
-RUN_DIR_ENV = "KSHOCK_RUN_DIR"
-
-
-def run_dir() -> Path:
-    return Path(os.environ.get(RUN_DIR_ENV, "/run/kshock"))
 
 
 def labs_dir() -> Path:

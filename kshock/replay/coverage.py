@@ -220,7 +220,7 @@ def replay(capture: str | os.PathLike, specs: Sequence[RuleSpec], ports: Iterabl
                 for event in events:
                     if isinstance(event, KafkaFrame):
                         frames += 1
-                        if event.kind == "request" or getattr(event, "direction", "") == "request":
+                        if event.is_request:
                             requests += 1
                         for keep, intent in intents:
                             if keep(event):

@@ -5,9 +5,10 @@ router's for forward) kshock builds throwaway network namespaces — a client si
 side joined by a veth pair, with a router namespace between them for forward rules — loads the
 compiled rule set with `iptables-restore --noflush` into the namespace that plays that host,
 sends the capture's IPv4/TCP packets on the Kafka port(s) through them in capture order, and
-reads the kernel's per-rule counters with `iptables-save -c`. The namespaces are always removed,
-on errors and Ctrl-C too (SIGTERM is turned into the same clean-up); leftovers of a killed run
-(`ksr-<pid>-...` of a dead pid) are removed by the next run.
+reads the kernel's per-rule counters with `iptables-save -c`. Rules go in and counters come out
+through apply/netfilter.py, as for `kshock apply` (the same nf_tables/legacy choice). The
+namespaces are always removed, on errors and Ctrl-C too (SIGTERM is turned into the same
+clean-up); leftovers of a killed run (`ksr-<pid>-...` of a dead pid) are removed by the next run.
 
 How packets are replayed: a raw IPv4 socket (IP_HDRINCL) in the sending namespace, not
 tcpreplay. A packet toward the Kafka port leaves the client namespace, a packet from it leaves
@@ -37,8 +38,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from kshock.apply import netfilter
+from kshock.apply.netfilter import Backend
+from kshock.apply.scope import Scope
 from kshock.capture.reader import CaptureReader
 from kshock.errors import OperationFailed, UserError
+from kshock.host import netns
 from kshock.rules.coverage import kafka_tcp
 from kshock.rules.kernel import RuleSet
 from kshock.rules.render import render_restore
@@ -71,9 +76,10 @@ def check(report, capture: str) -> None:
         raise UserError(f"{capture} has no IPv4/TCP packets on port(s) {','.join(map(str, report.ports))}",
                         "nothing to replay into the kernel; is Kafka on another port? use --port")
     kernel: dict[tuple[str, str, int], int] = {}
+    backend = netfilter.detect_backend()
     started = time.perf_counter()
     for perspective in report.perspectives:
-        counters = run_in_kernel(report.ruleset, perspective, packets)
+        counters = run_in_kernel(report.ruleset, perspective, packets, backend)
         for (chain, index), count in counters.items():
             kernel[(perspective, chain, index)] = count
     seconds = time.perf_counter() - started
@@ -119,14 +125,16 @@ def kafka_packets(capture: str, ports) -> Iterator[Replayed]:
         reader.close()
 
 
-def run_in_kernel(ruleset: RuleSet, perspective: str, packets: list[Replayed]) -> dict[tuple[str, int], int]:
+def run_in_kernel(ruleset: RuleSet, perspective: str, packets: list[Replayed],
+                  backend: Backend | None = None) -> dict[tuple[str, int], int]:
     """Load `ruleset` in the namespace playing `perspective`, replay `packets`, and return the
     kernel's counters keyed like the Emulator's hits: (chain, index) for kshock's chains and
     ('jump:BUILTIN', index into ruleset.jumps) for the jumps."""
-    with _namespaces(perspective, packets) as lab:
-        _restore(lab.rules_ns, render_restore(ruleset))
+    backend = backend or netfilter.detect_backend()
+    with _namespaces(perspective, packets, backend) as lab:
+        _restore(backend, lab.rules_ns, render_restore(ruleset))
         for side in ("client", "broker"):
-            _restore(lab.namespace[side], QUIET_INPUT)  # after kshock's jumps
+            _restore(backend, lab.namespace[side], QUIET_INPUT)  # after kshock's jumps
         expected_lines = sum(len(c.rules) for c in ruleset.chains) + len(ruleset.jumps)
         senders = {}
         try:
@@ -145,7 +153,7 @@ def run_in_kernel(ruleset: RuleSet, perspective: str, packets: list[Replayed]) -
         finally:
             for sock in senders.values():
                 sock.close()
-        return _settled_counters(lab.rules_ns, ruleset, expected_lines)
+        return _settled_counters(lab.rules_ns, ruleset, expected_lines, backend)
 
 
 @dataclass(slots=True)
@@ -155,7 +163,7 @@ class _Lab:
 
 
 @contextlib.contextmanager
-def _namespaces(perspective: str, packets: list[Replayed]) -> Iterator[_Lab]:
+def _namespaces(perspective: str, packets: list[Replayed], backend: Backend) -> Iterator[_Lab]:
     """Client and broker namespaces (and a router between them for forward rules), holding the
     capture's addresses; always removed."""
     _remove_leftovers()
@@ -195,7 +203,7 @@ def _namespaces(perspective: str, packets: list[Replayed]) -> Iterator[_Lab]:
                 _ns(names[right], "ip", "route", "replace", f"{ip}/32", "dev", right_dev)
                 _ns(names[right], "ip", "neigh", "replace", ip, "lladdr", left_mac, "dev", right_dev, "nud", "permanent")
         for side in ("client", "broker"):
-            _restore(names[side], QUIET_OUTPUT)
+            _restore(backend, names[side], QUIET_OUTPUT)
         yield _Lab(names, names[perspective])
     finally:
         for name in names.values():
@@ -241,19 +249,14 @@ def _addresses(packets: list[Replayed]) -> tuple[list[str], list[str]]:
 
 
 def _mac(namespace: str, device: str) -> str:
-    out = subprocess.run(["ip", "netns", "exec", namespace, "cat", f"/sys/class/net/{device}/address"],
+    out = subprocess.run(netns.exec_argv(namespace, ["cat", f"/sys/class/net/{device}/address"]),
                          capture_output=True, text=True, check=True).stdout
     return out.strip()
 
 
 def _raw_socket(namespace: str) -> socket.socket:
-    from pyroute2 import netns
-
-    netns.pushns(namespace)
-    try:
+    with netns.entered(namespace):
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    finally:
-        netns.popns()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     return sock
 
@@ -281,12 +284,13 @@ def _ones_complement(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _settled_counters(namespace: str, ruleset: RuleSet, expected_lines: int) -> dict[tuple[str, int], int]:
+def _settled_counters(namespace: str, ruleset: RuleSet, expected_lines: int,
+                      backend: Backend) -> dict[tuple[str, int], int]:
     """Counters once they stop changing (veth delivers in softirq context, a moment later)."""
     deadline = time.monotonic() + SETTLE_S
     previous = None
     while True:
-        counters = kernel_counters(namespace, ruleset)
+        counters = kernel_counters(namespace, ruleset, backend)
         if counters == previous or time.monotonic() > deadline:
             if len(counters) < expected_lines:
                 raise OperationFailed(f"iptables-save in {namespace} lists fewer kshock rules than were loaded",
@@ -296,19 +300,17 @@ def _settled_counters(namespace: str, ruleset: RuleSet, expected_lines: int) -> 
         time.sleep(0.1)
 
 
-def kernel_counters(namespace: str, ruleset: RuleSet) -> dict[tuple[str, int], int]:
+def kernel_counters(namespace: str, ruleset: RuleSet, backend: Backend | None = None) -> dict[tuple[str, int], int]:
     """The packet counters of kshock's rules in a namespace, keyed like Emulator.hits."""
-    saved = subprocess.run(["ip", "netns", "exec", namespace, "iptables-save", "-c", "-t", ruleset.table],
-                           capture_output=True, text=True, timeout=30)
-    if saved.returncode != 0:
-        raise OperationFailed(f"iptables-save failed in {namespace}: {saved.stderr.strip()}")
+    saved = netfilter.save(backend or netfilter.detect_backend(), Scope(name=namespace), ruleset.table,
+                           counters=True)
     chains = set(ruleset.chain_names)
     jump_index: dict[str, list[int]] = {}
     for index, jump in enumerate(ruleset.jumps):
         jump_index.setdefault(jump.builtin, []).append(index)
     position: dict[str, int] = {}
     counters: dict[tuple[str, int], int] = {}
-    for line in saved.stdout.splitlines():
+    for line in saved.splitlines():
         found = re.match(r"\[(\d+):\d+\] -A (\S+) ", line)
         if not found:
             continue
@@ -322,15 +324,14 @@ def kernel_counters(namespace: str, ruleset: RuleSet) -> dict[tuple[str, int], i
     return counters
 
 
-def _restore(namespace: str, text: str) -> None:
-    result = subprocess.run(["ip", "netns", "exec", namespace, "iptables-restore", "--noflush"], input=text,
-                            capture_output=True, text=True, timeout=30)
-    if result.returncode != 0:
-        stderr = result.stderr.strip().splitlines()
-        raise OperationFailed(f"iptables-restore refused the rule set in the replay namespace: "
-                              f"{stderr[0] if stderr else 'no message'}",
-                              "check `kshock compile RULEFILE` output; the kernel may lack an extension "
-                              "(u32, string, connmark, statistic, time)")
+def _restore(backend: Backend, namespace: str, text: str) -> None:
+    """Load `text` into one of the replay's own namespaces, as `kshock apply` loads its rules."""
+    try:
+        netfilter.restore(backend, Scope(name=namespace), text)
+    except OperationFailed as error:
+        raise OperationFailed(f"{error.message} (in the replay namespace {namespace})",
+                              error.hint or "check `kshock compile RULEFILE` output; the kernel may lack an "
+                              "extension (u32, string, connmark, statistic, time)") from None
 
 
 def _require_environment() -> None:
@@ -363,7 +364,7 @@ def _run(argv: list[str]) -> None:
 
 
 def _ns(namespace: str, *argv: str) -> None:
-    _run(["ip", "netns", "exec", namespace, *argv])
+    _run(netns.exec_argv(namespace, list(argv)))
 
 
 __all__ = ["check", "fix_tcp_checksum", "kafka_packets", "kernel_counters", "run_in_kernel"]

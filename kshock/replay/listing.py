@@ -6,14 +6,13 @@ drives them and formats what comes out.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from kshock.capture.reader import CaptureReader
-from kshock.wire.model import Gap, KafkaFrame, Malformed, Skipped
+from kshock.wire.model import Gap, JsonLineEncoder, KafkaFrame, Malformed, Skipped
 from kshock.wire.sniffer import Sniffer
 from kshock.wire.text import terminal_safe
 
@@ -33,7 +32,12 @@ class DecodeRun:
     packets: int = 0
     seconds: float = 0.0
     shown: int = 0  # frames that passed the filter
-    compiled: bool = True  # the compiled lane where it was built (False: pure Python, same output)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the compiled lane decodes (it was built and the run was not opened with
+        compiled=False); the output is the same either way."""
+        return self.sniffer.compiled
 
     def events(self) -> Iterator:
         started = time.perf_counter()
@@ -54,8 +58,8 @@ class DecodeRun:
         With the compiled lane (kshock.wire._lane) the common packet goes straight to its
         line; every other packet, and every packet where the lane was not built (or the run
         was opened with compiled=False), goes the general way (Sniffer, then JsonLineEncoder)."""
-        encode = _json_encoder()
-        lane = _json_lane(self.sniffer) if self.keep is None and self.compiled else None
+        encode = JsonLineEncoder().encode
+        lane = _json_lane(self.sniffer) if self.keep is None else None
         if lane is None:
             for event in self.events():
                 if isinstance(event, KafkaFrame):
@@ -107,7 +111,7 @@ def open_run(path: str, ports: Iterable[int], max_flow_mib: int = 64, condition:
         from kshock.conditions import Matcher
 
         keep = Matcher(condition, sniffer.decoder.schemas)
-    return DecodeRun(CaptureReader(path), chosen, sniffer, keep, compiled=compiled)
+    return DecodeRun(CaptureReader(path), chosen, sniffer, keep)
 
 
 def write_json_lines(run: DecodeRun, out: TextIO) -> None:
@@ -115,20 +119,13 @@ def write_json_lines(run: DecodeRun, out: TextIO) -> None:
     run.write_json(out.write)
 
 
-def _json_encoder():
-    try:  # the wire core's template encoder gives the same bytes as json.dumps, faster
-        from kshock.wire.model import JsonLineEncoder
-    except ImportError:
-        return lambda event: json.dumps(event.as_json())
-    return JsonLineEncoder().encode
-
-
 def _json_lane(sniffer: Sniffer):
-    """The compiled lane for this sniffer, or None where it was not built (pure Python then)."""
-    try:
-        from kshock.wire._lane import JsonLane
-    except ImportError:
+    """The compiled JSON lane for this sniffer, or None where the sniffer runs without the
+    compiled lane (not built, or compiled=False: pure Python then, the same output)."""
+    if not sniffer.compiled:
         return None
+    from kshock.wire._lane import JsonLane  # (built: the sniffer's own lane came from there)
+
     return JsonLane(sniffer)
 
 
@@ -183,7 +180,7 @@ def _frame_cells(frame: KafkaFrame) -> tuple[str, ...]:
     """The cells, every wire string made safe for a terminal (terminal_safe)."""
     arrow = f"{frame.src} -> {frame.dst}"
     api = f"{frame.api or frame.api_key} v{frame.api_version}" if frame.api_version is not None else str(frame.api or "?")
-    if frame.kind == "response" or (isinstance(frame, Malformed) and frame.direction == "response"):
+    if frame.is_response:
         api = "< " + api
     return (
         _clock(frame.ts),

@@ -80,10 +80,8 @@ class Intent:
         flow = frame.flow
         if flow is None:
             return self.whole(frame)
-        if self.requests_only:
-            kind = frame.kind
-            if kind != "request" and (kind == "response" or getattr(frame, "direction", "") != "request"):
-                return False
+        if self.requests_only and not frame.is_request:
+            return False
         if flow.sport not in self.ports and flow.dport not in self.ports:
             return False
         return self.rest is None or self.rest(frame)
@@ -351,7 +349,7 @@ def tally_coverage(tally: RuleTally, alias: dict[int, int], notes: tuple[str, ..
 def describe_trigger(spec: RuleSpec) -> str:
     trigger = spec.trigger
     if trigger.mode == "nth":
-        text = f"every {trigger.every}th matching packet"
+        text = f"every {ordinal(trigger.every)} matching packet"
     elif trigger.mode == "probability":
         text = f"with probability {trigger.probability:g}"
     else:
@@ -360,15 +358,31 @@ def describe_trigger(spec: RuleSpec) -> str:
     return text + (", latched to the connection" if spec.latch else "")
 
 
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st ..."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _random_share(spec: RuleSpec) -> float | None:
+    """The chance the kernel acts on one candidate packet: the trigger's probability times the
+    action's loss rate (loss N% is a random drop too); None when the rule is not random."""
+    share = spec.trigger.probability if spec.trigger.mode == "probability" else None
+    if spec.action.kind == "loss" and spec.action.percent is not None:
+        share = (1.0 if share is None else share) * spec.action.percent / 100
+    return share
+
+
 def trigger_notes(spec: RuleSpec) -> tuple[str, ...]:
     """What a reader must know to read this rule's numbers."""
     notes = []
-    if spec.trigger.mode == "probability":
-        notes.append(f"the kernel acts on a matching packet with probability {spec.trigger.probability:g}; "
+    share = _random_share(spec)
+    if share is not None:
+        notes.append(f"the kernel acts on a matching packet with probability {share:g}; "
                      "kernel_packets counts every candidate (a real run acts on about that share of them)")
-    elif spec.trigger.mode == "nth":
-        notes.append(f"the kernel acts on every {spec.trigger.every}th matching packet, so most intent frames "
-                     "are missed by design")
+    if spec.trigger.mode == "nth":
+        notes.append(f"the kernel acts on every {ordinal(spec.trigger.every)} matching packet, so most intent "
+                     "frames are missed by design")
     elif spec.trigger.mode == "once-per-connection":
         notes.append("the kernel acts once per connection, so later intent frames of a connection are missed "
                      "by design")

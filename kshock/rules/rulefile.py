@@ -35,6 +35,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from kshock.conditions import ConditionError, parse_condition
 from kshock.conditions.parse import caret_lines, shown as _shown
 from kshock.errors import UserError
+from kshock.rules.durations import MAX_FAULT_S, MIN_FAULT_S, parse_unit_duration
 from kshock.rules.spec import DIRECTIONS, Action, RuleSpec, Target, Trigger
 from kshock.rules.audit import INTERFACE, RULE_NAME
 
@@ -43,7 +44,7 @@ TARGET_KEYS = ("port", "ports", "host", "interface", "direction")
 TRIGGER_KEYS = ("probability", "every", "once-per-connection")
 MATCH_ANY = "any"  # `match: any`: every packet of the target (a plain network fault)
 DEFAULT_DURATION_S = 300.0
-MAX_DURATION_S = 24 * 3600.0
+MAX_DURATION_S = MAX_FAULT_S
 NAME = RULE_NAME  # one name pattern for rules, rule sets, chains' comments (kshock.rules.audit)
 
 _BOOL = "tag:yaml.org,2002:bool"
@@ -51,8 +52,6 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
-_DURATION_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|s|m|h|d)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}  # to milliseconds
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}  # SI, as tc reads them
 _NUMBER = r"([0-9]{1,12}(?:\.[0-9]{1,9})?)"  # bounded: 400 digits were a float overflow
@@ -119,17 +118,6 @@ def compose(text: str) -> Node | None:
 def parse_rule_file(text: str, filename: str = "<rules>") -> list[RuleSpec]:
     """The rules of a rule file, in file order; raises RuleFileError at the first problem."""
     return _Reader(text, filename).rules()
-
-
-def parse_duration(text: str, where: str = "--duration") -> float:
-    """A duration given outside a file (e.g. on the command line), checked like a rule file's."""
-    try:
-        node = compose(text)
-    except yaml.YAMLError:
-        node = None
-    if not isinstance(node, ScalarNode):
-        raise RuleFileError(where, 1, "duration", f"{_shown(text)} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
-    return _Reader(text, where).duration(_Key("duration", node, node))
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,12 +440,12 @@ class _Reader:
             raise self.error(node, "duration", f"{node.value} has no unit",
                              f"write {node.value}s, or use m and h: 90s, 5m, 1h")
         text = self.scalar_text(key, "duration", "e.g. duration: 5m")
-        compact = text.replace(" ", "").lower()
-        parts = _DURATION_PART.findall(compact)
-        if not parts or "".join(n + u for n, u in parts) != compact:
-            raise self.error(node, "duration", f"{_shown(text)} is not a duration", "e.g. 90s, 5m, 1h or 1h30m")
-        seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
-        if not 1 <= seconds <= MAX_DURATION_S:
+        try:
+            seconds = parse_unit_duration(text)
+        except ValueError:
+            raise self.error(node, "duration", f"{_shown(text)} is not a duration",
+                             "e.g. 90s, 5m, 1h or 1h30m") from None
+        if not MIN_FAULT_S <= seconds <= MAX_DURATION_S:
             raise self.error(node, "duration", f"{_digits(text)} is out of range",
                              "use at least 1s and at most 24h (faults always end on their own)")
         return seconds

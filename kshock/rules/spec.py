@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from kshock.conditions import Condition
 
 ACTIONS = ("drop", "reset", "stall", "loss", "rate", "delay", "duplicate", "corrupt", "reorder")
-# Actions the kernel's packet filter carries out itself; the rest need traffic control (tc).
-FILTER_ACTIONS = ("drop", "reset", "stall", "loss")
 DIRECTIONS = ("ingress", "egress", "forward", "both")
 
 

@@ -1,4 +1,4 @@
-"""EDGE: `kshock shell` — the capture sources, `--script`, and the prompt_toolkit application.
+"""EDGE: the interactive `kshock shell` — the prompt_toolkit application.
 
     frames pane     decoded frames scroll here (the live filter applies)
     ───────────
@@ -6,298 +6,24 @@
     kshock> _       the prompt: history, Tab completion, highlighting
     toolbar         capture rate, kernel drops, filter, applied rules with their countdown
 
-A capture thread feeds the Session; the prompt never waits for it. `--script FILE` runs the
-same commands without a terminal (demos, tests, CI); `--script -` reads them from stdin.
+A capture thread (sources.py) feeds the Session; the prompt never waits for it. The commands
+are commands.py's, as in `--script` (script.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
-import sys
-import threading
 import time
 from pathlib import Path
-from typing import TextIO
 
 from prompt_toolkit.completion import Completer
 from prompt_toolkit.lexers import Lexer
 
 from kshock.errors import ExitStatus, UserError
-from kshock.shell.options import add_arguments  # noqa: F401  (the CLI's and tests' entry)
-from kshock.shell.commands import REGISTRY, Result, Shell, ShellTarget, frame_header, frame_line
+from kshock.shell.commands import REGISTRY, Result, Shell, frame_header, frame_line, is_frame_number
 from kshock.shell.completion import Vocabulary, complete, split_do
-from kshock.shell.session import Session
-
-BATCH = 2048  # packets decoded per lock
-
-
-# -- where packets come from -----------------------------------------------------------------
-
-class PcapSource:
-    """A capture file, read as fast as it decodes."""
-
-    def __init__(self, path: str, session: Session) -> None:
-        from kshock.capture.reader import CaptureReader
-
-        self.reader = CaptureReader(path)  # a file that is not a capture fails here
-        self.session = session
-        session.source = os.path.basename(path)
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-
-    def run_to_end(self) -> None:
-        batch = []
-        for packet in self.reader:
-            batch.append(packet)
-            if len(batch) >= BATCH:
-                self.session.feed_packets(batch)
-                batch = []
-                if self._stop.is_set():
-                    return
-        self.session.feed_packets(batch)
-        self.session.finish()
-        self.session.source_problem = self.reader.problem
-        self.session.source_done = True
-        self.session.kernel_packets = self.reader.packets
-
-    def start(self) -> None:
-        if self.session.source_done:
-            return
-        self._thread = threading.Thread(target=self.run_to_end, name="kshock-pcap", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.reader.close()
-
-
-class LiveSource:
-    """An AF_PACKET socket (kshock.capture.live) emptied by one thread and decoded by another.
-
-    The reader only moves packets from the kernel's buffer into memory, so a burst the decoder
-    cannot follow waits here (up to MAX_BACKLOG packets) instead of overflowing the socket; the
-    decoder catches up afterwards. Packets lost anyway are counted: the kernel's
-    (PACKET_STATISTICS) and, past the backlog bound, ours — both go into `kernel_drops`."""
-
-    MAX_BACKLOG = 2_000_000
-
-    def __init__(self, capture, session: Session) -> None:
-        import collections
-
-        self.capture = capture
-        self.session = session
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._backlog: collections.deque = collections.deque()
-        self._pending = 0
-        self.backlog_drops = 0
-        self._threads: list[threading.Thread] = []
-        self.error: BaseException | None = None
-        self._switch_interval: float | None = None
-
-    def start(self) -> None:
-        if self._threads:
-            return
-        self.capture.open()
-        # The reader gives up the GIL on every receive and, with the default 5 ms switch
-        # interval, gets it back too late while the decoder is busy: bursts then overflow the
-        # kernel's buffer. A 0.5 ms interval kept up with 29k requests/s (vs 25k) in
-        # benchmarks/live_capture.py. Restored in stop().
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, 0.0005))
-        self.session.source = self.capture.describe()
-        self._threads = [threading.Thread(target=self._read, name="kshock-capture", daemon=True),
-                         threading.Thread(target=self._decode, name="kshock-decode", daemon=True)]
-        for thread in self._threads:
-            thread.start()
-
-    def run_to_end(self) -> None:
-        self.start()
-
-    def _read(self) -> None:
-        import select
-
-        capture = self.capture
-        next_stats = 0.0
-        try:  # emptying the socket comes before everything else we do (root may raise priority)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
-        except OSError:
-            pass
-        try:
-            while not self._stop.is_set():
-                batch = capture.read_ready(BATCH)
-                if batch:
-                    if self._pending + len(batch) > self.MAX_BACKLOG:
-                        self.backlog_drops += len(batch)
-                    else:
-                        self._pending += len(batch)
-                        self._backlog.append(batch)
-                        self._ready.set()
-                else:
-                    select.select([capture], [], [], 0.1)
-                now = time.monotonic()
-                if now >= next_stats:
-                    next_stats = now + 0.5
-                    self._update_stats()
-        except BaseException as error:  # shown in the toolbar; the prompt stays usable
-            self.error = error
-            self.session.source_problem = f"capture stopped: {error}"
-
-    def _decode(self) -> None:
-        backlog, session = self._backlog, self.session
-        while True:
-            try:
-                batch = backlog.popleft()
-            except IndexError:
-                if self._stop.is_set():
-                    return
-                self._ready.wait(0.1)
-                self._ready.clear()
-                continue
-            self._pending -= len(batch)
-            session.feed_packets(batch)
-
-    def _update_stats(self) -> None:
-        stats = self.capture.stats()
-        self.session.kernel_drops = stats.drops + self.backlog_drops
-        self.session.kernel_packets = stats.packets
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._ready.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-        if self.capture.is_open:
-            self._update_stats()
-        self.capture.close()
-        if self._switch_interval is not None:
-            sys.setswitchinterval(self._switch_interval)
-            self._switch_interval = None
-
-
-def open_source(args: argparse.Namespace, session: Session) -> tuple[ShellTarget, PcapSource | LiveSource]:
-    """The capture source and the apply target the options ask for."""
-    ports = tuple(session.ports)
-    if args.pcap:
-        if args.lab or args.netns or args.interface:
-            raise UserError("--pcap reads a file; it does not go with --lab, --netns or --interface",
-                            "give either a capture file or a place to capture live")
-        return ShellTarget(live=False, ports=ports, direction=args.direction), PcapSource(args.pcap, session)
-    from kshock.capture.live import LiveCapture
-
-    interface, netns = args.interface, args.netns
-    if netns is not None:  # never '' for the host, nor '.' or '..': the one namespace-name check
-        from kshock.host.netns import check_name
-
-        check_name(netns)
-    if args.lab:
-        if netns:
-            raise UserError("give --lab or --netns, not both", "--lab NAME captures in the lab's broker namespace")
-        from kshock.lab import state
-        from kshock.lab.plan import validate_name
-
-        lab = state.load(validate_name(args.lab))
-        if lab is None:
-            raise UserError(f"there is no lab {args.lab!r}", f"start one: kshock lab up --name {args.lab}")
-        netns = lab.plan.broker.netns
-        interface = interface or lab.plan.broker.ifname
-        if not args.port:
-            ports = (lab.plan.port,)
-            session.ports = frozenset(ports)
-            session.sniffer = type(session.sniffer)(ports=session.ports)
-    capture = LiveCapture(ports, interface=interface, netns=netns, buffer_mib=args.buffer_mib)
-    return ShellTarget(scope_name=netns, live=True, ports=ports, direction=args.direction), LiveSource(capture, session)
-
-
-# -- the entry point ---------------------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m kshock.shell`: the same as `kshock shell`, for before cli.py has it."""
-    parser = argparse.ArgumentParser(prog="kshock shell", description=run_shell.__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return int(run_shell(args))
-    except UserError as error:
-        print(f"kshock: {error}", file=sys.stderr)
-        return int(error.status)
-    except KeyboardInterrupt:
-        return ExitStatus.INTERRUPTED
-
-def run_shell(args: argparse.Namespace) -> int:
-    """`kshock shell [--lab NAME | --netns NAME] [--interface IF] [--pcap FILE] [--port N ...] [--script FILE]`:
-    watch Kafka traffic, pick a frame, turn it into a fault, apply it, revert it."""
-    for name, default in (("interface", None), ("netns", None), ("lab", None), ("port", None), ("pcap", None),
-                          ("script", None), ("direction", "ingress"), ("buffer_mib", 64), ("history", None)):
-        if not hasattr(args, name):
-            setattr(args, name, default)
-    ports = tuple(args.port or [9092])
-    if not all(0 < p < 65536 for p in ports):
-        raise UserError(f"--port {ports} is not a TCP port", "use 1 to 65535")
-    session = Session(ports)
-    target, source = open_source(args, session)
-    shell = Shell(session, target)
-    if args.script:
-        lines = _script_lines(args.script)
-        return run_script(shell, source, lines, sys.stdout)
-    if not sys.stdin.isatty():
-        raise UserError("kshock shell needs a terminal", "run it in one, or give the commands with --script FILE "
-                        "(--script - reads them from stdin)")
-    from kshock.host.files import check_text_file
-
-    history = history_path(args.history)
-    check_text_file(history, "shell history")  # (prompt_toolkit reads it whole: not /dev/zero)
-    return ShellApp(shell, source, history).run()
-
-
-def _script_lines(path: str) -> list[str]:
-    from kshock.host.files import read_stdin_text, read_text
-
-    return (read_stdin_text("script") if path == "-" else read_text(path, "script")).splitlines()
-
-
-def run_script(shell: Shell, source, lines: list[str], out: TextIO) -> int:
-    """Run commands one after the other, echoing each like a transcript. A capture file is read
-    to its end first (deterministic numbers); a live capture runs alongside (use wait N).
-    Exit status 1 when a command failed; applied rules are reverted at the end unless the
-    script said `quit keep`."""
-    failures = 0
-    keep = False
-    source.run_to_end()
-    try:
-        for line in lines:
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            out.write(f"kshock> {text}\n")
-            result = shell.execute(text)
-            if result.text:
-                out.write((result.text if result.ok else f"kshock: {result.text}") + "\n")
-            out.flush()
-            failures += not result.ok
-            if result.wait_s:
-                time.sleep(result.wait_s)
-            if result.quit:
-                keep = result.keep_faults
-                break
-    finally:
-        try:
-            if not keep:
-                names = shell.revert_all()
-                if names:
-                    out.write("reverted: " + ", ".join(names) + "\n")
-            else:
-                names = [r.spec.name for r in shell.session.active_rules()]
-                if names:
-                    out.write("left active: " + ", ".join(names) + " (kshock revert NAME removes them)\n")
-        finally:
-            source.stop()
-    return ExitStatus.FAILED if failures else ExitStatus.OK
 
 
 def history_path(explicit: str | None = None) -> Path:
@@ -328,7 +54,7 @@ def inline_error(text: str) -> str | None:
     if name == "when":
         at = split_do(rest)
         rest = rest[:at] if at is not None else rest
-    elif name not in ("show", "filter") or rest.strip() in ("", "off") or (rest.strip().isascii() and rest.strip().isdigit()):
+    elif name not in ("show", "filter") or rest.strip() in ("", "off") or is_frame_number(rest.strip()):
         return None
     if not rest.strip():
         return None
@@ -622,3 +348,6 @@ class _Lexer(Lexer):
             return out
 
         return line
+
+
+__all__ = ["ShellApp", "history_path", "inline_error", "vocabulary"]

@@ -10,7 +10,6 @@ registry serves the interactive prompt, `--script FILE` and the tests.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -21,9 +20,11 @@ from dataclasses import dataclass, replace
 from kshock.apply.faults import human_duration as _human, utc_text as _utc
 from kshock.conditions import ConditionError, describe_fields, parse_condition, topics_named
 from kshock.errors import UserError
+from kshock.rules.durations import parse_seconds
+from kshock.rules.rulefile_writer import render_rule_file, rule_extras
 from kshock.rules.spec import RuleSpec
 from kshock.shell.completion import WHEN_CLAUSES, split_do
-from kshock.shell.session import Session, ShellRule, Tally, frame_client, is_request
+from kshock.shell.session import Session, ShellRule, Tally, frame_client
 from kshock.wire.model import KafkaFrame
 from kshock.wire.text import terminal_safe
 
@@ -180,7 +181,7 @@ class Shell:
          "that pick and show N take.")
 def _show(shell: Shell, arg: str) -> Result:
     session = shell.session
-    if _is_number(arg):
+    if is_frame_number(arg):
         with session.lock:
             frame = session.frame(int(arg))
         if frame is None:
@@ -250,7 +251,7 @@ def _stats(shell: Shell, arg: str) -> Result:
 
 @command("pick", "pick N", "turn frame N into a condition (api, client-id, topic), ready to edit")
 def _pick(shell: Shell, arg: str) -> Result:
-    if not _is_number(arg):
+    if not is_frame_number(arg):
         raise UserError("pick takes a frame number", "the first column of show; e.g. pick 12")
     with shell.session.lock:
         frame = shell.session.frame(int(arg))
@@ -276,7 +277,7 @@ def pick_condition(frame: KafkaFrame) -> str:
         parts.append(f"topic == {_quote(topics[0])}")
     elif topics:
         parts.append("topic in {" + ", ".join(_quote(t) for t in topics) + "}")
-    if not is_request(frame) and not parts:
+    if not frame.is_request and not parts:
         parts.append("kind == response")
     text = " and ".join(parts) or "kind == request"
     return str(parse_condition(text))
@@ -383,7 +384,7 @@ def _describe_rule(spec: RuleSpec, ruleset) -> str:
     from kshock.rules.render import render_restore
 
     kernel = sum(len(chain.rules) for chain in ruleset.chains)
-    extras = "".join(f", {extra}" for extra in _rule_extras(spec))
+    extras = "".join(f", {extra}" for extra in rule_extras(spec))
     lines = [f"rule {spec.name}: {spec.action} {spec.match_text} for {_human(spec.duration_s)} "
              f"({spec.target.direction}, port {','.join(map(str, spec.target.ports))}{extras}); {kernel} kernel rules:"]
     lines += ["  " + line for line in render_restore(ruleset).splitlines()]
@@ -570,9 +571,10 @@ def _help(shell: Shell, arg: str) -> Result:
 
 @command("wait", "wait SECONDS", "let the capture run (for scripts)")
 def _wait(shell: Shell, arg: str) -> Result:
-    if not re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", arg):  # ASCII decimal (float() takes "١", "1_0", "inf")
-        raise UserError(f"wait takes seconds, not {terminal_safe(repr(arg))}", "e.g. wait 2")
-    seconds = float(arg)
+    try:
+        seconds = parse_seconds(arg)
+    except ValueError:
+        raise UserError(f"wait takes seconds, not {terminal_safe(repr(arg))}", "e.g. wait 2") from None
     if not 0 <= seconds <= 3600:
         raise UserError(f"wait {arg} is out of range", "use 0 to 3600 seconds")
     return Result(wait_s=seconds)
@@ -605,55 +607,6 @@ def frame_line(number: int, frame: KafkaFrame) -> str:
     return line.rstrip()
 
 
-def _rule_extras(spec: RuleSpec) -> list[str]:
-    """trigger, latch and approximate as the words `when` and rule files take."""
-    extras = []
-    trigger = spec.trigger
-    if trigger.mode == "nth":
-        extras.append(f"trigger every {trigger.every}")
-    elif trigger.mode == "probability":
-        extras.append(f"trigger probability {trigger.probability:g}")
-    elif trigger.mode == "once-per-connection":
-        extras.append("trigger once-per-connection")
-    if spec.latch:
-        extras.append("latch")
-    if spec.approximate:
-        extras.append("approximate")
-    return extras
-
-
-def render_rule_file(specs: list[RuleSpec]) -> str:
-    """A rule file that parse_rule_file reads back into the same rules."""
-    lines = ["# written by kshock shell", "rules:"]
-    for spec in specs:
-        lines.append(f"  - name: {spec.name}")
-        lines.append(f"    match: {json.dumps(str(spec.condition)) if spec.condition is not None else 'any'}")
-        lines.append(f"    action: {_action_text(spec)}")
-        target = spec.target
-        parts = [f"ports: [{', '.join(map(str, target.ports))}]", f"direction: {target.direction}"]
-        if target.host:
-            parts.append(f"host: {json.dumps(target.host)}")
-        if target.interface:
-            parts.append(f"interface: {json.dumps(target.interface)}")
-        lines.append("    target: {" + ", ".join(parts) + "}")
-        lines.append(f"    duration: {_duration_text(spec.duration_s)}")
-        for extra in _rule_extras(spec):
-            key, _, value = extra.partition(" ")
-            lines.append(f"    {key}: {value or 'true'}")
-    return "\n".join(lines) + "\n"
-
-
-def _action_text(spec: RuleSpec) -> str:
-    action = spec.action
-    if action.kind == "rate":
-        return f"rate {action.rate_bit_s}bit"
-    return str(action)
-
-
-def _duration_text(seconds: float) -> str:
-    return f"{seconds:g}s" if seconds != int(seconds) else f"{int(seconds)}s"
-
-
 def _copy(tally: Tally) -> Tally:
     copy = Tally(tally.requests, tally.responses, tally.records)
     copy.latencies_ms.extend(tally.latencies_ms)
@@ -666,7 +619,7 @@ def _no_frame(session: Session, number: int) -> str:
     return f"there is no frame {number} — frames {session.first_number} to {session.frame_count} are kept"
 
 
-def _is_number(text: str) -> bool:
+def is_frame_number(text: str) -> bool:
     """A frame number: ASCII decimal digits only (str.isdigit takes "٣" and "²")."""
     return text.isascii() and text.isdigit() and len(text) <= 18
 
@@ -691,7 +644,5 @@ def _clock(ts: float) -> str:
     return clock(ts)
 
 
-
-
-__all__ = ["REGISTRY", "Command", "Result", "Shell", "ShellTarget", "frame_line", "pick_condition",
-           "render_rule_file"]
+__all__ = ["REGISTRY", "Command", "Result", "Shell", "ShellTarget", "frame_header", "frame_line", "is_frame_number",
+           "pick_condition"]

@@ -17,7 +17,6 @@ from kshock.conditions import FIELDS
 from kshock.rules.spec import ACTIONS
 
 CONNECTIVES = ("and", "or")
-CONDITION_COMMANDS = ("show", "filter", "when")
 ACTION_EXAMPLES = {"loss": "loss 10%", "rate": "rate 1mbit", "delay": "delay 200ms",
                    "duplicate": "duplicate 5%", "corrupt": "corrupt 1%", "reorder": "reorder 10%"}
 
@@ -28,7 +27,6 @@ _TOKEN = re.compile(r"""
   | (?P<op>==|!=|<=|>=|&&|\|\||[<>!(){}\[\],])
   | (?P<word>[^\s"=!<>(){}\[\],&|]+)
 """, re.VERBOSE)
-_KEYWORD_OPS = ("in", "contains", "matches")
 WHEN_CLAUSES = ("for", "as", "trigger", "latch", "approximate")  # what may follow when's action
 TRIGGERS = ("every", "probability", "once-per-connection")
 

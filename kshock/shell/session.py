@@ -61,10 +61,6 @@ def frame_client(frame: KafkaFrame) -> str | None:
     return frame.client_id if frame.client_id is not None else frame.conn_client_id
 
 
-def is_request(frame: KafkaFrame) -> bool:
-    return frame.kind == "request" or getattr(frame, "direction", "") == "request"
-
-
 class Session:
     def __init__(self, ports: Collection[int] = (9092,), *, max_frames: int = MAX_FRAMES,
                  max_packets: int = MAX_PACKETS) -> None:
@@ -134,12 +130,12 @@ class Session:
                 self.first_ts = ts
             if self.last_ts is None or ts > self.last_ts:
                 self.last_ts = ts
-            request = is_request(event)
+            request = event.is_request
             if event.kind == "malformed":
                 self.malformed += 1
             if request:
                 self.requests += 1
-            elif event.kind == "response" or getattr(event, "direction", "") == "response":
+            elif event.is_response:
                 self.responses += 1
             api = event.api or (f"key {event.api_key}" if event.api_key is not None else "?")
             tally = self.by_api.get(api) or self.by_api.setdefault(api, Tally())

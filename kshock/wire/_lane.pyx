@@ -5,15 +5,16 @@
 `Sniffer.feed` (+ `JsonLineEncoder.encode`), for one case only: an Ethernet/IPv4/TCP segment
 that carries the next in-order bytes of a known connection direction and is exactly one
 whole Produce request or response of a shape the decoder has already learnt (see
-decode.Decoder.decode_data and fastpath.py). For it the lane changes the sniffer's and the
-decoder's state exactly as the Python code would and makes the JSON line that code would
-print, without building a frame object. Every other packet goes to the Python sniffer,
-untouched by the lane. tests/unit/test_wire_lane.py proves the output byte-equal to the
-Python path.
+decode.Decoder.decode_data and shapes.py). For it the lane changes the sniffer's and the
+decoder's state exactly as the Python code would and fills the JSON line template that code
+would fill (model.line_template), without building a frame object. Every other packet goes to
+the Python sniffer, untouched by the lane. tests/unit/test_wire_lanes.py and
+tests/unit/test_wire_compiled_lane.py prove the output equal to the Python path's.
 
-Counters the Python code keeps on objects (packets, segments, frames, the newest time) are
-kept here in C while the lane runs and written back before the Python sniffer sees a packet,
-and at the end.
+Its state, and the Python attributes it reads and writes, are declared in _lane.pxd; where
+fields sit in a frame comes from layout.py. Counters the Python code keeps on objects
+(packets, segments, frames, the newest time) are kept here in C while the lane runs and
+written back before the Python sniffer sees a packet, and at the end.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -23,9 +24,26 @@ from libc.string cimport memcmp
 
 import builtins
 
+from kshock.wire import layout
+from kshock.wire.model import Request, Response, line_parts
+from kshock.wire.shapes import RequestShape, ResponseShape
+
 cdef object _round = builtins.round
 cdef object _json_dumps = None
 cdef Py_ssize_t _CACHE_MAX = 4096
+# where fields sit (layout.py), in a frame without its length prefix as the lane holds it
+cdef Py_ssize_t _CORRELATION = layout.CORRELATION_AT - layout.LENGTH_PREFIX  # 4
+cdef Py_ssize_t _AFTER_CORRELATION = _CORRELATION + 4  # 8
+cdef Py_ssize_t _RESPONSE_BODY = layout.RESPONSE_CORRELATION_AT - layout.LENGTH_PREFIX + 4  # 4
+cdef Py_ssize_t _RECORDS = layout.PARTITION_INDEX_SIZE  # a partition's records, from its index
+cdef Py_ssize_t _ERROR_CODE = layout.PARTITION_INDEX_SIZE  # a response partition's error code
+cdef Py_ssize_t _BATCH_LENGTH = layout.BATCH_LENGTH_AT
+cdef Py_ssize_t _BATCH_MAGIC = layout.BATCH_MAGIC_AT
+cdef Py_ssize_t _BATCH_COUNT = layout.BATCH_RECORD_COUNT_AT
+cdef Py_ssize_t _BATCH_OVERHEAD = layout.BATCH_OVERHEAD
+cdef Py_ssize_t _BATCH_MIN_LENGTH = layout.BATCH_MIN_LENGTH
+cdef Py_ssize_t _BATCH_HEADER = layout.BATCH_HEADER_SIZE
+cdef tuple _ONE_ITEM = ("partitions", "packets")  # one partition, one packet
 
 
 cdef inline int _i32(const unsigned char* p) noexcept:
@@ -47,12 +65,14 @@ cdef inline bint _starts(const unsigned char* data, Py_ssize_t n, Py_ssize_t at,
     return memcmp(data + at, PyBytes_AS_STRING(prefix), k) == 0
 
 cdef inline bint _one_batch(const unsigned char* data, Py_ssize_t start, Py_ssize_t end) noexcept:
-    """One magic-2 batch fills data[start:end] exactly (its record count is at start + 57)."""
+    """One magic-2 batch fills data[start:end] exactly (its record count is at start +
+    _BATCH_COUNT)."""
     cdef long long length
-    if end - start < 17:
+    if end - start <= _BATCH_MAGIC:
         return False
-    length = _i32(data + start + 8)
-    return length >= 49 and start + 12 + length == end and data[start + 16] == 2
+    length = _i32(data + start + _BATCH_LENGTH)
+    return length >= _BATCH_MIN_LENGTH and start + _BATCH_OVERHEAD + length == end \
+        and data[start + _BATCH_MAGIC] == 2
 
 
 cdef inline long long _mod32(long long x) noexcept:
@@ -84,43 +104,49 @@ cpdef object round3(double x):
     return _round(x, 3)
 
 
-cdef class _Refs:
-    """What the lane reads of one _Lane on every frame, fetched once (its fields never change)."""
-    cdef object lane, half, other, framer, dconn
-    cdef str ends  # '"src": "...", "dst": "..."'
-    cdef bint is_request
-    cdef long long min_size, max_size
+cdef class _RequestShape:
+    def __init__(self, source):
+        self.source = source
+        self.head = source.head
+        self.middle = source.middle
+        self.index_at = source.index_at
+        self.flexible = source.flexible
+        self.by_id = bool(source.topic_ids)
+        self.api_key = source.api_key
+        self.api_version = source.api_version
+        self.api = source.api
+        self.topics = source.topics
+        self.client_id = source.client_id
+        self.line = None
 
 
-cdef enum Taken:
-    NOT_TAKEN, BARE_ACK, REQUEST, RESPONSE
+cdef class _ResponseShape:
+    def __init__(self, source):
+        self.source = source
+        self.head = source.head
+        self.fixed = source.fixed
+        self.index_at = source.index_at
+        self.total = source.total
+        self.fixed_at = source.fixed_at
+        self.flexible = source.flexible
+        self.by_id = bool(source.topic_ids)
+        self.api_key = source.api_key
+        self.api_version = source.api_version
+        self.api = source.api
+        self.topics = source.topics
+        self.line = None
 
 
-cdef class _Lane:
-    """Recognises the common packet and changes the Python state for it (`_take`); the
-    subclasses say what comes out: a JSON line, or the frame object itself."""
-    cdef object sniffer, stats, decoder, lanes
-    cdef dict refs  # lane key (12 bytes) -> _Refs
-    cdef dict strings  # str | None -> its JSON text
-    cdef dict floats  # latency -> repr
-    # the Python counters, kept here between sync() and flush()
-    cdef long long packets, segments, frames, requests, responses, next_expire
-    cdef object last_ts
-    cdef public long long made  # frames this lane made (the rest came from the Python path)
-    cdef public long long records_read  # pcap records run_pcap has read (also when it raised)
-    # what _take found, for the output
-    cdef _Refs found_refs
-    cdef tuple found_shape
-    cdef object found_client_id, found_latency
-    cdef long long found_packet
-    cdef int found_correlation_id, found_partition, found_records, found_error_code
-    cdef Py_ssize_t found_size, found_at
+cdef class _DirectionRefs:
+    pass
 
+
+cdef class _ShapeLane:
     def __init__(self, sniffer):
         self.sniffer = sniffer
         self.stats = sniffer.stats
         self.decoder = sniffer.decoder
-        self.lanes = sniffer._lanes
+        self.directions = sniffer._lanes
         self.refs = {}
         self.strings = {None: "null"}
         self.floats = {}
@@ -162,24 +188,50 @@ cdef class _Lane:
             self.floats[value] = out
         return <str>out
 
-    cdef _Refs _refs(self, bytes key, object lane):
-        cdef _Refs refs = self.refs.get(key)
-        if refs is not None and refs.lane is lane:
+    cdef _DirectionRefs _refs(self, bytes key, object direction):
+        cdef _DirectionRefs refs = self.refs.get(key)
+        if refs is not None and refs.direction is direction:
             return refs
-        refs = _Refs()
-        refs.lane = lane
-        refs.half = lane.half
-        refs.other = lane.other
-        refs.framer = lane.framer
-        refs.dconn = lane.dconn
-        refs.ends = '"src": ' + self._string(lane.src) + ', "dst": ' + self._string(lane.dst)
-        refs.is_request = lane.is_request
-        refs.min_size = lane.min_size
-        refs.max_size = lane.max_size
+        refs = _DirectionRefs()
+        refs.direction = direction
+        refs.half = direction.half
+        refs.other = direction.other
+        refs.framer = direction.framer
+        refs.dconn = direction.dconn
+        refs.src_json = self._string(direction.src)
+        refs.dst_json = self._string(direction.dst)
+        refs.is_request = direction.is_request
+        refs.min_size = direction.min_size
+        refs.max_size = direction.max_size
+        refs.shapes_of = None
+        refs.shapes = ()
         if len(self.refs) >= _CACHE_MAX:
             self.refs = {}
         self.refs[key] = refs
         return refs
+
+    cdef tuple _typed_shapes(self, _DirectionRefs refs, object shapes):
+        """Typed copies of the decoder's shapes for this direction (made when the decoder has
+        learnt a new one; copies of shapes it still has are kept, with their templates)."""
+        cdef list out = []
+        for source in shapes:
+            for typed in refs.shapes:
+                if (<_RequestShape>typed).source is source if refs.is_request \
+                        else (<_ResponseShape>typed).source is source:
+                    out.append(typed)
+                    break
+            else:
+                if refs.is_request:
+                    if type(source) is not RequestShape:
+                        raise TypeError("a request shape that is not a shapes.RequestShape")
+                    out.append(_RequestShape(source))
+                else:
+                    if type(source) is not ResponseShape:
+                        raise TypeError("a response shape that is not a shapes.ResponseShape")
+                    out.append(_ResponseShape(source))
+        refs.shapes_of = shapes
+        refs.shapes = tuple(out)
+        return refs.shapes
 
     cdef int _take(self, object ts, int linktype, const unsigned char* p, Py_ssize_t length) except -1:
         """NOT_TAKEN: not the common case, nothing changed, the Python sniffer takes the packet.
@@ -190,7 +242,10 @@ cdef class _Lane:
         cdef int flags, off, b, error_code
         cdef long long next_off, packet, d
         cdef double t
-        cdef _Refs refs
+        cdef _DirectionRefs refs
+        cdef _RequestShape request_shape
+        cdef _ResponseShape response_shape
+        cdef tuple typed
         if linktype != 1 or length < 54 or type(ts) is not float:
             return NOT_TAKEN
         t = ts
@@ -213,10 +268,10 @@ cdef class _Lane:
         if packet >= self.next_expire:
             return NOT_TAKEN
         key = PyBytes_FromStringAndSize(<const char*>p + 26, 12)
-        lane = self.lanes.get(key)
-        if lane is None:
+        direction = self.directions.get(key)
+        if direction is None:
             return NOT_TAKEN
-        refs = self._refs(key, lane)
+        refs = self._refs(key, direction)
         half = refs.half
         other = refs.other
         if half.pending or half.fin_off is not None or other.gate is not None:
@@ -245,51 +300,56 @@ cdef class _Lane:
         cdef const unsigned char* data = p + data_at + 4  # the frame without its size, `size` bytes
         dconn = refs.dconn
         if refs.is_request:
-            for shape in dconn.request_shapes:
-                if _starts(data, size, 0, shape[0]) and _starts(data, size, 8, shape[1]):
+            shapes = dconn.request_shapes
+            typed = refs.shapes if shapes is refs.shapes_of else self._typed_shapes(refs, shapes)
+            for shape in typed:
+                request_shape = <_RequestShape>shape
+                if _starts(data, size, 0, request_shape.head) \
+                        and _starts(data, size, _AFTER_CORRELATION, request_shape.middle):
                     break
             else:
                 return NOT_TAKEN
-            at = shape[2]
-            if at < 0 or at + 8 > size or shape[8]:  # (topic ids to resolve: the Python way)
+            at = request_shape.index_at
+            if at < 0 or at + _RECORDS + 4 > size or request_shape.by_id:  # (topic ids to resolve: the Python way)
                 return NOT_TAKEN
             # (partition, records) as decode_data reads them: its inline check for a compact
-            # record set of 128 bytes to 16 KiB, else _match_request_shape's one-batch case
-            if shape[3]:
-                b = data[at + 4]
+            # record set of 128 bytes to 16 KiB, else match_request_shape's one-batch case
+            if request_shape.flexible:
+                b = data[at + _RECORDS]
                 if b >= 0x80:
-                    if data[at + 5] >= 0x80:
+                    if data[at + _RECORDS + 1] >= 0x80:
                         return NOT_TAKEN
-                    start = at + 6
-                    rec_end = start + ((b & 0x7F) | (data[at + 5] << 7)) - 1
+                    start = at + _RECORDS + 2
+                    rec_end = start + ((b & 0x7F) | (data[at + _RECORDS + 1] << 7)) - 1
                     if size != rec_end + 3 or data[size - 1] or data[size - 2] or data[size - 3] \
-                            or start + 61 > size or _i32(data + start + 8) + 12 != rec_end - start \
-                            or data[start + 16] != 2:
+                            or start + _BATCH_HEADER > size \
+                            or _i32(data + start + _BATCH_LENGTH) + _BATCH_OVERHEAD != rec_end - start \
+                            or data[start + _BATCH_MAGIC] != 2:
                         return NOT_TAKEN
                 else:
-                    start = at + 5
+                    start = at + _RECORDS + 1
                     rec_end = start + b - 1
                     if b < 1 or size != rec_end + 3 or data[size - 1] or data[size - 2] or data[size - 3] \
                             or not _one_batch(data, start, rec_end):
                         return NOT_TAKEN
             else:
-                start = at + 8
-                rec_end = start + _i32(data + at + 4)
+                start = at + _RECORDS + 4
+                rec_end = start + _i32(data + at + _RECORDS)
                 if rec_end < start or size != rec_end or not _one_batch(data, start, rec_end):
                     return NOT_TAKEN
-            correlation_id = _i32(data + 4)
+            correlation_id = _i32(data + _CORRELATION)
             # from here on, state changes exactly as the Python lane makes them
             outstanding = dconn.outstanding
             if len(outstanding) >= dconn.max_outstanding:
                 del outstanding[next(iter(outstanding))]
-            client_id = shape[9]
-            outstanding[correlation_id] = (shape[4], shape[5], ts, client_id)
+            client_id = request_shape.client_id
+            outstanding[correlation_id] = (request_shape.api_key, request_shape.api_version, ts, client_id)
             if client_id and dconn.client_id is None:
                 dconn.client_id = client_id
-            self._took(refs, shape, half, framer, ts, packet, next_off + n, size, data_at + 4)
+            self._took(refs, request_shape, half, framer, ts, packet, next_off + n, size, data_at + 4)
             self.requests += 1
             self.found_correlation_id = correlation_id
-            self.found_partition, self.found_records = _i32(data + at), _i32(data + start + 57)
+            self.found_partition, self.found_records = _i32(data + at), _i32(data + start + _BATCH_COUNT)
             return REQUEST
         correlation_id = _i32(data)
         outstanding = dconn.outstanding
@@ -297,14 +357,19 @@ cdef class _Lane:
         if request is None:
             return NOT_TAKEN
         api_key, api_version, req_ts, client_id = request
-        for shape in dconn.response_shapes:
-            if shape[0] == api_key and shape[1] == api_version and _starts(data, size, 4, shape[2]):
+        shapes = dconn.response_shapes
+        typed = refs.shapes if shapes is refs.shapes_of else self._typed_shapes(refs, shapes)
+        for shape in typed:
+            response_shape = <_ResponseShape>shape
+            if response_shape.api_key == api_key and response_shape.api_version == api_version \
+                    and _starts(data, size, _RESPONSE_BODY, response_shape.head):
                 break
         else:
             return NOT_TAKEN
-        at = shape[3]
-        if at < 0 or size != at + shape[5] or at + 6 > size or not _starts(data, size, at + shape[6], shape[4]) \
-                or (shape[7] and data[size - 1]) or shape[10]:
+        at = response_shape.index_at
+        if at < 0 or size != at + response_shape.total or at + _ERROR_CODE + 2 > size \
+                or not _starts(data, size, at + response_shape.fixed_at, response_shape.fixed) \
+                or (response_shape.flexible and data[size - 1]) or response_shape.by_id:
             return NOT_TAKEN
         if type(req_ts) is not float:
             return NOT_TAKEN
@@ -312,14 +377,14 @@ cdef class _Lane:
         if latency - latency != 0.0:
             return NOT_TAKEN
         del outstanding[correlation_id]
-        self._took(refs, shape, half, framer, ts, packet, next_off + n, size, data_at + 4)
+        self._took(refs, response_shape, half, framer, ts, packet, next_off + n, size, data_at + 4)
         self.responses += 1
         self.found_correlation_id, self.found_client_id, self.found_latency = correlation_id, client_id, latency
-        self.found_partition, self.found_error_code = _i32(data + at), _i16(data + at + 4)
+        self.found_partition, self.found_error_code = _i32(data + at), _i16(data + at + _ERROR_CODE)
         return RESPONSE
 
-    cdef void _took(self, _Refs refs, tuple shape, object half, object framer, object ts, long long packet,
-                    long long next_off, Py_ssize_t size, Py_ssize_t at) except *:
+    cdef void _took(self, _DirectionRefs refs, object shape, object half, object framer, object ts,
+                    long long packet, long long next_off, Py_ssize_t size, Py_ssize_t at) except *:
         """A whole frame taken: the stream and framer move past it; what it was, for the output."""
         self._advance(half, ts, packet)
         framer.buf_off = half.next_off = next_off
@@ -328,7 +393,7 @@ cdef class _Lane:
         self.found_refs, self.found_shape, self.found_packet, self.found_size, self.found_at = \
             refs, shape, packet, size, at
 
-    cdef inline void _advance(self, object half, object ts, long long packet) except *:
+    cdef void _advance(self, object half, object ts, long long packet) except *:
         self.packets = packet
         self.segments += 1
         if ts > self.last_ts:
@@ -338,57 +403,67 @@ cdef class _Lane:
             conn.last_ts = ts
 
 
-
-cdef class JsonLane(_Lane):
-    """`kshock decode --json`: the common packet straight to its JSON line (see `run`)."""
-    cdef dict shape_text  # id(shape) -> (shape, JSON text around the correlation id)
+cdef class JsonLane(_ShapeLane):
+    """`kshock decode --json`: the common packet straight to its JSON line (see `run`): the
+    JsonLineEncoder's template (model.line_parts), filled in once per shape and direction with
+    what the shape fixes, then joined with what varies from frame to frame."""
 
     def __init__(self, sniffer):
-        _Lane.__init__(self, sniffer)
-        self.shape_text = {}
+        _ShapeLane.__init__(self, sniffer)
+        self.line_parts = line_parts
 
     cdef object line(self, object ts, int linktype, const unsigned char* p, Py_ssize_t length):
         """The JSON line of this packet's frame, "" for a bare ACK, or None: not the common
         case, nothing changed, the Python sniffer takes it."""
         cdef int taken = self._take(ts, linktype, p, length)
+        cdef tuple t
         if taken == NOT_TAKEN:
             return None
         if taken == BARE_ACK:
             return ""
         refs = self.found_refs
-        head, middle = self._shape_text(self.found_shape, taken == REQUEST)
+        t = self._parts(refs, self.found_shape, taken == REQUEST)
+        # the holes, in as_json() order: ts, correlation_id, partitions, records, conn_client_id,
+        # packets, size (a request); ts, correlation_id, client_id, partitions, error_codes,
+        # latency_ms, conn_client_id, packets, size (a response)
         if taken == REQUEST:
-            return ''.join(['{"ts": ', repr(ts), ', ', refs.ends, ', ', head, str(self.found_correlation_id), middle,
-                            str(self.found_partition), '], "records": ', str(self.found_records),
-                            ', "error_codes": [], "latency_ms": null, "conn_client_id": ',
-                            self._string(refs.dconn.client_id), ', "decoded": true, "error": null, "packets": [',
-                            str(self.found_packet), '], "size": ', str(self.found_size), '}'])
+            return ''.join([<str>t[0], repr(ts), <str>t[1], str(self.found_correlation_id), <str>t[2],
+                            str(self.found_partition), <str>t[3], str(self.found_records), <str>t[4],
+                            self._string(refs.dconn.client_id), <str>t[5], str(self.found_packet), <str>t[6],
+                            str(self.found_size), <str>t[7]])
         error_code = self.found_error_code
-        return ''.join(['{"ts": ', repr(ts), ', ', refs.ends, ', ', head, str(self.found_correlation_id),
-                        ', "client_id": ', self._string(self.found_client_id), middle, str(self.found_partition),
-                        '], "records": null, "error_codes": ', '[]' if error_code == 0 else f'[{error_code}]',
-                        ', "latency_ms": ', self._float(self.found_latency), ', "conn_client_id": ',
-                        self._string(refs.dconn.client_id), ', "decoded": true, "error": null, "packets": [',
-                        str(self.found_packet), '], "size": ', str(self.found_size), '}'])
+        return ''.join([<str>t[0], repr(ts), <str>t[1], str(self.found_correlation_id), <str>t[2],
+                        self._string(self.found_client_id), <str>t[3], str(self.found_partition), <str>t[4],
+                        '[]' if error_code == 0 else f'[{error_code}]', <str>t[5], self._float(self.found_latency),
+                        <str>t[6], self._string(refs.dconn.client_id), <str>t[7], str(self.found_packet), <str>t[8],
+                        str(self.found_size), <str>t[9]])
 
-    cdef tuple _shape_text(self, tuple shape, bint request):
-        """The JSON text around a shape's correlation id (it is the same for every frame)."""
-        cached = self.shape_text.get(id(shape))
-        if cached is not None and cached[0] is shape:
-            return cached[1]
-        if request:  # (head, middle, at, flexible, api_key, api_version, api, topics, ids, client id)
-            text = (f'"kind": "request", "api_key": {shape[4]}, "api": {self._string(shape[6])}, '
-                    f'"api_version": {shape[5]}, "correlation_id": ',
-                    f', "client_id": {self._string(shape[9])}, "topics": {_json(list(shape[7]))}, '
-                    f'"partitions": [')
-        else:  # (api_key, api_version, head, at, fixed, total, fixed at, flexible, api, topics, ids)
-            text = (f'"kind": "response", "api_key": {shape[0]}, "api": {self._string(shape[8])}, '
-                    f'"api_version": {shape[1]}, "correlation_id": ',
-                    f', "topics": {_json(list(shape[9]))}, "partitions": [')
-        if len(self.shape_text) >= _CACHE_MAX:
-            self.shape_text = {}
-        self.shape_text[id(shape)] = (shape, text)
-        return text
+    cdef tuple _parts(self, _DirectionRefs refs, object shape, bint request):
+        """The line template's pieces for a shape's frames in this direction, with what the
+        shape fixes filled in (made once per typed shape: they are per direction)."""
+        cdef _RequestShape request_shape
+        cdef _ResponseShape response_shape
+        if request:
+            request_shape = <_RequestShape>shape
+            if request_shape.line is None:
+                request_shape.line = tuple(self.line_parts(
+                    Request, _ONE_ITEM, src=refs.src_json, dst=refs.dst_json, api_key=str(request_shape.api_key),
+                    api=self._string(request_shape.api), api_version=str(request_shape.api_version),
+                    client_id=self._string(request_shape.client_id),
+                    topics=_json(list(request_shape.topics)), error_codes="[]", latency_ms="null",
+                    decoded="true", error="null"))
+                if len(request_shape.line) != 8:
+                    raise ValueError("the request line template does not have the holes the lane fills")
+            return request_shape.line
+        response_shape = <_ResponseShape>shape
+        if response_shape.line is None:
+            response_shape.line = tuple(self.line_parts(
+                Response, _ONE_ITEM, src=refs.src_json, dst=refs.dst_json, api_key=str(response_shape.api_key),
+                api=self._string(response_shape.api), api_version=str(response_shape.api_version),
+                topics=_json(list(response_shape.topics)), records="null", decoded="true", error="null"))
+            if len(response_shape.line) != 10:
+                raise ValueError("the response line template does not have the holes the lane fills")
+        return response_shape.line
 
     def run(self, packets, feed, finish, encode, write, frame_type):
         """Write (through `write`, in chunks of lines) the JSON line of every frame of
@@ -459,19 +534,20 @@ cdef list _spill(list chunk, write, Py_ssize_t at_least):
     return chunk
 
 
-cdef class FrameLane(_Lane):
+cdef class FrameLane(_ShapeLane):
     """`Sniffer.feed` for the common packet: the very Request/Response object the Python lane
     makes (its constructors from wire.model), or None (the Python sniffer takes the packet)."""
-    cdef object new_request, new_response
 
     def __init__(self, sniffer, new_request, new_response):
-        _Lane.__init__(self, sniffer)
+        _ShapeLane.__init__(self, sniffer)
         self.new_request = new_request
         self.new_response = new_response
 
     def feed(self, object ts, object linktype, bytes raw):
         """A list of the packet's events ([] for a bare ACK, [frame] for a frame), or None."""
         cdef int taken
+        cdef _RequestShape request_shape
+        cdef _ResponseShape response_shape
         if _ethernet(linktype) == 0:
             return None
         self.sync()
@@ -482,20 +558,22 @@ cdef class FrameLane(_Lane):
         if taken == BARE_ACK:
             return []
         refs = self.found_refs
-        shape = self.found_shape
-        lane = refs.lane
+        direction = refs.direction
         data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(raw) + self.found_at, self.found_size)
-        if taken == REQUEST:  # (head, middle, at, flexible, api_key, api_version, api, topics, ids, client id)
-            return [self.new_request(ts, lane.src, lane.dst, shape[4], shape[6], shape[5], self.found_correlation_id,
-                                     shape[9], shape[7], (self.found_partition,), self.found_records, (), None,
+        if taken == REQUEST:
+            request_shape = <_RequestShape>self.found_shape
+            return [self.new_request(ts, direction.src, direction.dst, request_shape.api_key, request_shape.api,
+                                     request_shape.api_version, self.found_correlation_id, request_shape.client_id,
+                                     request_shape.topics, (self.found_partition,), self.found_records, (), None,
                                      refs.dconn.client_id, True, None, (self.found_packet,), self.found_size, data,
-                                     lane.flow)]
-        # (api_key, api_version, head, at, fixed, total, fixed at, flexible, api, topics, ids)
+                                     direction.flow)]
+        response_shape = <_ResponseShape>self.found_shape
         error_code = self.found_error_code
-        return [self.new_response(ts, lane.src, lane.dst, shape[0], shape[8], shape[1], self.found_correlation_id,
-                                  self.found_client_id, shape[9], (self.found_partition,), None,
+        return [self.new_response(ts, direction.src, direction.dst, response_shape.api_key, response_shape.api,
+                                  response_shape.api_version, self.found_correlation_id, self.found_client_id,
+                                  response_shape.topics, (self.found_partition,), None,
                                   (error_code,) if error_code else (), self.found_latency, refs.dconn.client_id,
-                                  True, None, (self.found_packet,), self.found_size, data, lane.flow)]
+                                  True, None, (self.found_packet,), self.found_size, data, direction.flow)]
 
 
 def run_pcap(JsonLane lane, data, Py_ssize_t pos, bint little, double unit, int linktype,

@@ -21,7 +21,7 @@ import struct
 from struct import Struct
 from typing import Any
 
-from kshock.wire import fastpath
+from kshock.wire import fastpath, layout
 from kshock.wire.framing import MAX_FRAME_BYTES, NO, STRONG, WEAK
 from kshock.wire.model import (
     ConnectionIdentity,
@@ -34,15 +34,27 @@ from kshock.wire.model import (
     new_request,
     new_response,
 )
-from kshock.wire.records import Budget, Record, RecordError, RecordsCut, batches, count_records, records
+from kshock.wire.records import Budget, Record, RecordError, RecordsCut, batches, records
 from kshock.wire.schema import RECORD_COUNTING, SchemaTable, Summary, summarize
+from kshock.wire.shapes import learn_request_shape, learn_response_shape, match_request_shape
 
-_REQ_HEAD = Struct("!hhih")
+# Header fields in a frame kept without its length prefix: layout.py's offsets less its 4 bytes.
+_CORRELATION = layout.CORRELATION_AT - layout.LENGTH_PREFIX  # 4
+_AFTER_CORRELATION = _CORRELATION + 4  # 8: a request's header goes on with the client id
+_CLIENT_ID_BYTES = layout.CLIENT_ID_BYTES_AT - layout.LENGTH_PREFIX  # 10
+_CLIENT_ID_LENGTH = layout.CLIENT_ID_AT - layout.LENGTH_PREFIX  # 8
+_RESPONSE_BODY = layout.RESPONSE_CORRELATION_AT - layout.LENGTH_PREFIX + 4  # 4: after header v0
+_RECORDS = layout.PARTITION_INDEX_SIZE  # a Produce partition's records, from its index
+_BATCH_LENGTH = layout.BATCH_LENGTH_AT
+_BATCH_MAGIC = layout.BATCH_MAGIC_AT
+_BATCH_COUNT = layout.BATCH_RECORD_COUNT_AT
+_BATCH_OVERHEAD = layout.BATCH_OVERHEAD
+_REQ_HEAD = Struct("!hhih")  # api_key, api_version, correlation_id, client id length: offset 0
 _SIZE_KEY_VERSION = Struct("!ihh")
 _I16 = Struct("!h")
 _I32 = Struct("!i")
-_API_VERSIONS = 18
-_METADATA = 3
+_API_VERSIONS = layout.API_VERSIONS
+_METADATA = layout.METADATA
 # everything the schema classes and the fast path raise on bad bytes; caught only in _decode
 _DECODE_ERRORS = (
     ValueError, struct.error, IndexError, KeyError, TypeError, UnicodeDecodeError,
@@ -52,9 +64,7 @@ _DECODE_ERRORS = (
 # linger.ms=0 flood keeps over 1,000 outstanding, so the bound only guards memory (acks=0
 # Produce requests are never answered): ~150 bytes an entry
 DEFAULT_MAX_OUTSTANDING = 65536
-_PRODUCE = 0
-_SHAPES = 4  # Produce shapes remembered per connection and direction (topics in turn)
-_I16_I16 = Struct("!hh")
+_PRODUCE = layout.PRODUCE
 _I32_I16 = Struct("!ih")
 
 
@@ -89,7 +99,11 @@ class Connection:
 class Decoder:
     """Decodes frames of many connections; holds the capture-wide topic-id -> name map."""
 
-    def __init__(self, schemas: SchemaTable | None = None, *, fast: bool = True) -> None:
+    def __init__(self, schemas: SchemaTable | None = None, *, fast: bool = True,
+                 shortcuts: bool = True) -> None:
+        """fast=False: kafka-python's schema classes for every body, no shortcuts;
+        shortcuts=False: no lean lane (`decode_data` always goes the general way), the
+        fast-path readers still read Produce and Fetch bodies."""
         self.schemas = schemas or SchemaTable()
         self.fast = fast
         self.topic_names: dict[bytes, str] = {}
@@ -99,6 +113,8 @@ class Decoder:
         self._request_lanes: dict[tuple[int, int], tuple] = {}
         self._response_lanes: dict[tuple[int, int], tuple] = {}
         for (api_key, is_request), (reader, max_version) in fastpath.READERS.items():
+            if not shortcuts:
+                break
             spec = self.schemas.spec(api_key)
             if spec is None or api_key in (_API_VERSIONS, _METADATA):
                 continue  # (their bodies change connection and decoder state)
@@ -115,12 +131,12 @@ class Decoder:
         size, api_key, api_version = _SIZE_KEY_VERSION.unpack_from(buf, at)
         if size < 8 or size > MAX_FRAME_BYTES or not self.schemas.known(api_key, api_version):
             return NO
-        n = _I16.unpack_from(buf, at + 12)[0]
+        n = _I16.unpack_from(buf, at + layout.CLIENT_ID_AT)[0]
         if n == -1:
             return STRONG
-        if n < 0 or n > size - 10:
+        if n < 0 or n > size - _CLIENT_ID_BYTES:
             return NO
-        head = bytes(buf[at + 14 : at + 14 + n])
+        head = bytes(buf[at + layout.CLIENT_ID_BYTES_AT : at + layout.CLIENT_ID_BYTES_AT + n])
         return STRONG if all(0x20 <= b < 0x7F for b in head) else NO
 
     # -- decoding --------------------------------------------------------------------------
@@ -144,44 +160,48 @@ class Decoder:
         anything unusual (unknown client id bytes, non-empty header tags, unknown api/version,
         a body that does not parse, an unpaired response) simply goes the general way and
         gives exactly what it would have given. One-topic, one-partition Produce frames are
-        read by their shape (see fastpath.py): only the bytes that vary between them.
+        read by their shape (see shapes.py): only the bytes that vary between them.
         Proven equal by test_wire_lanes.py.
         """
         if self.fast:
             try:
                 if is_request:
                     for shape in conn.request_shapes:
-                        if data.startswith(shape[0]) and data.startswith(shape[1], 8):
-                            # _match_request_shape, inline for the common case: a compact
+                        if data.startswith(shape.head) \
+                                and data.startswith(shape.middle, _AFTER_CORRELATION):
+                            # match_request_shape, inline for the common case: a compact
                             # record set of < 16 KiB holding one magic-2 batch
-                            at = shape[2]
-                            b = data[at + 4]
-                            if shape[3] and 0x80 <= b and data[at + 5] < 0x80:
-                                start = at + 6
-                                end = start + ((b & 0x7F) | (data[at + 5] << 7)) - 1
+                            at = shape.index_at + _RECORDS
+                            b = data[at]
+                            if shape.flexible and 0x80 <= b and data[at + 1] < 0x80:
+                                start = at + 2
+                                end = start + ((b & 0x7F) | (data[at + 1] << 7)) - 1
                                 if len(data) == end + 3 and data.endswith(b"\x00\x00\x00") \
-                                        and _I32.unpack_from(data, start + 8)[0] + 12 \
-                                        == end - start and data[start + 16] == 2:
-                                    found = (_I32.unpack_from(data, at)[0],
-                                             _I32.unpack_from(data, start + 57)[0])
+                                        and _I32.unpack_from(data, start + _BATCH_LENGTH)[0] \
+                                        + _BATCH_OVERHEAD == end - start \
+                                        and data[start + _BATCH_MAGIC] == 2:
+                                    found = (_I32.unpack_from(data, shape.index_at)[0],
+                                             _I32.unpack_from(data, start + _BATCH_COUNT)[0])
                                 else:
-                                    found = _match_request_shape(shape, data)
+                                    found = match_request_shape(shape, data)
                             else:
-                                found = _match_request_shape(shape, data)
+                                found = match_request_shape(shape, data)
                             if found is None:
                                 break
-                            _, _, _, _, api_key, api_version, api, topics, topic_ids, \
-                                client_id = shape
-                            correlation_id = _I32.unpack_from(data, 4)[0]
+                            api_key = shape.api_key
+                            api_version = shape.api_version
+                            client_id = shape.client_id
+                            correlation_id = _I32.unpack_from(data, _CORRELATION)[0]
                             outstanding = conn.outstanding  # (self._remember, inline)
                             if len(outstanding) >= conn.max_outstanding:
                                 del outstanding[next(iter(outstanding))]
                             outstanding[correlation_id] = (api_key, api_version, ts, client_id)
                             if client_id and conn.client_id is None:
                                 conn.client_id = client_id
-                            if topic_ids:
-                                topics = self._with_topic_ids(topics, topic_ids)
-                            return new_request(ts, src, dst, api_key, api, api_version,
+                            topics = shape.topics
+                            if shape.topic_ids:
+                                topics = self._with_topic_ids(topics, shape.topic_ids)
+                            return new_request(ts, src, dst, api_key, shape.api, api_version,
                                                correlation_id, client_id, topics, (found[0],),
                                                found[1], (), None, conn.client_id, True, None,
                                                packets, size, data, flow)
@@ -189,10 +209,10 @@ class Decoder:
                     lane = self._request_lanes.get((api_key, api_version))
                     if lane is not None:
                         if n >= 0:
-                            pos = 10 + n
-                            client_id = self._client_ids.get(data[10:pos])
+                            pos = _CLIENT_ID_BYTES + n
+                            client_id = self._client_ids.get(data[_CLIENT_ID_BYTES:pos])
                         else:
-                            pos = 10
+                            pos = _CLIENT_ID_BYTES
                             client_id = None
                         if (n < 0 or client_id is not None) and len(data) >= pos:
                             api, flexible, reader = lane
@@ -202,8 +222,9 @@ class Decoder:
                                 pos += 1
                             summary = reader(data, pos, api_version)
                             if api_key == _PRODUCE:
-                                self._learn_request_shape(conn, data, pos, lane, summary,
-                                                          client_id)
+                                conn.request_shapes = learn_request_shape(
+                                    conn.request_shapes, data, pos, api, flexible, summary,
+                                    client_id)
                             self._remember(conn, correlation_id, api_key, api_version, ts,
                                            client_id)
                             if client_id and conn.client_id is None:
@@ -222,19 +243,19 @@ class Decoder:
                     if request is not None:
                         api_key, api_version, req_ts, client_id = request
                         for shape in conn.response_shapes:
-                            if shape[0] == api_key and shape[1] == api_version \
-                                    and data.startswith(shape[2], 4):
-                                at = shape[3]
-                                if len(data) != at + shape[5] \
-                                        or not data.startswith(shape[4], at + shape[6]) \
-                                        or shape[7] and data[-1]:
+                            if shape.api_key == api_key and shape.api_version == api_version \
+                                    and data.startswith(shape.head, _RESPONSE_BODY):
+                                at = shape.index_at
+                                if len(data) != at + shape.total \
+                                        or not data.startswith(shape.fixed, at + shape.fixed_at) \
+                                        or shape.flexible and data[-1]:
                                     break
                                 partition, error_code = _I32_I16.unpack_from(data, at)
                                 del outstanding[correlation_id]
-                                topics = shape[9]
-                                if shape[10]:
-                                    topics = self._with_topic_ids(topics, shape[10])
-                                return new_response(ts, src, dst, api_key, shape[8],
+                                topics = shape.topics
+                                if shape.topic_ids:
+                                    topics = self._with_topic_ids(topics, shape.topic_ids)
+                                return new_response(ts, src, dst, api_key, shape.api,
                                                     api_version, correlation_id, client_id,
                                                     topics, (partition,), None,
                                                     (error_code,) if error_code else (),
@@ -244,15 +265,16 @@ class Decoder:
                         lane = self._response_lanes.get((api_key, api_version))
                         if lane is not None:
                             api, flexible, reader = lane
-                            pos = 4
+                            pos = _RESPONSE_BODY
                             if flexible:
-                                if data[4]:
+                                if data[pos]:
                                     raise _Slow
-                                pos = 5
+                                pos += 1
                             summary = reader(data, pos, api_version)
                             if api_key == _PRODUCE:
-                                self._learn_response_shape(conn, data, pos, api_key,
-                                                           api_version, lane, summary)
+                                conn.response_shapes = learn_response_shape(
+                                    conn.response_shapes, data, pos, api_key, api_version, api,
+                                    flexible, summary)
                             del outstanding[correlation_id]
                             topics = summary[0]
                             if summary[1]:
@@ -267,43 +289,6 @@ class Decoder:
                 pass  # the general way says what went wrong
         return self._decode_general(ts, data, size, packets, "", flow, is_request, conn, src,
                                     dst)
-
-    # -- shapes (see fastpath.py): learnt from a frame the reader has just read --------------
-
-    def _learn_request_shape(self, conn: Connection, data: bytes, pos: int, lane: tuple,
-                             summary: Summary, client_id: str | None) -> None:
-        api_key, api_version = _I16_I16.unpack_from(data, 0)
-        at = fastpath.produce_request_index_at(data, pos, api_version)
-        if at is None:
-            return
-        api, flexible, _ = lane
-        # (head, middle, index offset, flexible, api_key, api_version, api, topics, topic ids,
-        # client id): the head and middle are the bytes around the correlation id
-        shape = (data[:4], data[8:at], at, flexible, api_key, api_version, api, summary.topics,
-                 summary.topic_ids, client_id)
-        found = _match_request_shape(shape, data)
-        if found is None or (summary.topics, summary.topic_ids, (found[0],), (), found[1]) \
-                != tuple(summary):
-            return  # not the simple kind after all: the reader keeps reading these
-        conn.request_shapes = (shape, *conn.request_shapes[:_SHAPES - 1])
-
-    def _learn_response_shape(self, conn: Connection, data: bytes, pos: int, api_key: int,
-                              api_version: int, lane: tuple, summary: Summary) -> None:
-        at = fastpath.produce_response_index_at(data, pos, api_version)
-        if at is None:
-            return
-        fixed_at, fixed, total = fastpath.produce_response_layout(api_version)
-        api, flexible, _ = lane
-        if len(data) != at + total or not data.startswith(fixed, at + fixed_at) \
-                or flexible and data[-1]:
-            return
-        partition, error_code = _I32_I16.unpack_from(data, at)
-        if (summary.topics, summary.topic_ids, (partition,),
-                (error_code,) if error_code else (), None) != tuple(summary):
-            return
-        shape = (api_key, api_version, data[4:at], at, fixed, total, fixed_at, flexible, api,
-                 summary.topics, summary.topic_ids)
-        conn.response_shapes = (shape, *conn.response_shapes[:_SHAPES - 1])
 
     def _decode_general(self, ts: float, data: bytes, size: int, packets: tuple[int, ...],
                         truncated: str, flow: Flow | None, is_request: bool, conn: Connection,
@@ -333,7 +318,7 @@ class Decoder:
         f.api_key, f.api_version, f.correlation_id = api_key, api_version, correlation_id
         # header v1+: a nullable int16 string (header v0 is only ControlledShutdown v0)
         if n >= 0:
-            raw_id = data[10 : 10 + n]
+            raw_id = data[_CLIENT_ID_BYTES : _CLIENT_ID_BYTES + n]
             if len(raw_id) < n:
                 raise ValueError("frame ends inside the client id")
             client_id = self._client_ids.get(raw_id)
@@ -342,9 +327,9 @@ class Decoder:
                 if len(self._client_ids) < 4096:
                     self._client_ids[raw_id] = client_id
             f.client_id = client_id
-            pos = 10 + n
+            pos = _CLIENT_ID_BYTES + n
         else:
-            pos = 10
+            pos = _CLIENT_ID_BYTES
         self._remember(conn, correlation_id, api_key, api_version, ts, f.client_id)
         spec = self.schemas.spec(api_key)
         if spec is None:
@@ -369,7 +354,7 @@ class Decoder:
             raise ValueError(self.schemas.missing(api_key, api_version))
         if not 0 <= api_version <= spec.max_version:
             raise ValueError(f"{spec.name} v{api_version} is not a known version")
-        pos = 4
+        pos = _RESPONSE_BODY
         if api_key != _API_VERSIONS and spec.response_flexible(api_version):
             pos = _skip_tags(data, pos)
         if not f.error:
@@ -440,37 +425,6 @@ class Decoder:
                     conn.client_id, True, None, packets, size, data, flow)
 
 
-def _match_request_shape(shape: tuple, data: bytes) -> tuple[int, int] | None:
-    """(partition, records) of a Produce request of this shape, or None when the bytes after
-    the partition index are not one record set and empty tagged fields up to the end."""
-    at = shape[2]
-    partition = _I32.unpack_from(data, at)[0]
-    if shape[3]:  # flexible: compact bytes, then partition, topic and body tags
-        b = data[at + 4]
-        if b < 0x80:
-            start = at + 5
-        else:
-            b2 = data[at + 5]
-            if b2 >= 0x80:
-                return None
-            b = (b & 0x7F) | (b2 << 7)
-            start = at + 6
-        end = start + b - 1
-        if b < 1 or len(data) != end + 3 or not data.endswith(b"\x00\x00\x00"):
-            return None
-    else:
-        length = _I32.unpack_from(data, at + 4)[0]
-        start = at + 8
-        end = start + length
-        if length < 0 or len(data) != end:
-            return None
-    # one magic-2 batch filling the record set exactly: its count (as count_records reads it)
-    length = _I32.unpack_from(data, start + 8)[0] if end - start >= 17 else -1
-    if length >= 49 and start + 12 + length == end and data[start + 16] == 2:
-        return partition, _I32.unpack_from(data, start + 57)[0]
-    return partition, count_records(data[start:end])
-
-
 class _Unpaired(Exception):
     """A response whose request was not seen."""
 
@@ -521,13 +475,13 @@ def body_offset(frame: KafkaFrame, schemas: SchemaTable) -> int:
     spec = schemas.spec(frame.api_key) if frame.api_key is not None else None
     if spec is None or frame.api_version is None:
         raise ValueError("the frame's api key or version is unknown")
-    if frame.kind == "request" or getattr(frame, "direction", "") == "request":
-        n = _I16.unpack_from(data, 8)[0]
-        pos = 10 + max(n, 0)
+    if frame.is_request:
+        n = _I16.unpack_from(data, _CLIENT_ID_LENGTH)[0]
+        pos = _CLIENT_ID_BYTES + max(n, 0)
         return _skip_tags(data, pos) if spec.request_flexible(frame.api_version) else pos
     if frame.api_key != _API_VERSIONS and spec.response_flexible(frame.api_version):
-        return _skip_tags(data, 4)
-    return 4
+        return _skip_tags(data, _RESPONSE_BODY)
+    return _RESPONSE_BODY
 
 
 def decode_body(frame: KafkaFrame, schemas: SchemaTable) -> Any:
@@ -535,8 +489,7 @@ def decode_body(frame: KafkaFrame, schemas: SchemaTable) -> Any:
     spec = schemas.spec(frame.api_key) if frame.api_key is not None else None
     if spec is None:
         raise ValueError("the frame's api key is unknown")
-    is_request = frame.kind == "request" or getattr(frame, "direction", "") == "request"
-    cls = spec.request if is_request else spec.response
+    cls = spec.request if frame.is_request else spec.response
     try:
         return cls.decode(memoryview(frame.raw)[body_offset(frame, schemas):],
                           version=frame.api_version)

@@ -3,14 +3,19 @@ kafka-python knows (Produce v0-13, Fetch v0-18).
 
 They read exactly the fields `schema.summarize` extracts (topics, topic ids, partitions,
 non-zero error codes, record counts) while stepping over everything else, without building
-message objects. tests/unit/test_wire_fastpath.py proves them equal to the schema decoder for
-every version. Bad input raises ValueError/struct.error/IndexError, like the schema classes.
+message objects. tests/unit/test_wire_decode.py proves them equal to the schema decoder for
+every version. Bad input raises ValueError/struct.error/IndexError, like the schema classes. Where the
+fields sit, per version, is layout.py's table; the readers take it from there.
 """
 
 from __future__ import annotations
 
 from struct import Struct
 
+from kshock.wire.layout import (
+    ERROR_CODE_SIZE, FETCH, FLEXIBLE_FROM, PARTITION_INDEX_SIZE, PRODUCE, TOPIC_ID_FROM, layout_for,
+    produce_response_has_record_errors, produce_response_partition_fixed, throttle_time_size,
+)
 from kshock.wire.records import Budget, count_records
 from kshock.wire.schema import Summary
 
@@ -20,9 +25,19 @@ _I32_I16 = Struct("!ih")
 
 PRODUCE_MAX_VERSION = 13
 FETCH_MAX_VERSION = 18
-_PRODUCE_FLEX = 9
-_FETCH_FLEX = 12
-_TOPIC_ID_FROM = 13  # both Produce and Fetch name topics by id from v13
+_PRODUCE_FLEX = FLEXIBLE_FROM[PRODUCE]
+_FETCH_FLEX = FLEXIBLE_FROM[FETCH]
+_TOPIC_ID_FROM = TOPIC_ID_FROM[PRODUCE]  # (_topic and _topic_at read both APIs' topics)
+if TOPIC_ID_FROM[FETCH] != _TOPIC_ID_FROM:
+    raise ImportError("the readers assume Produce and Fetch name topics by id from one version")
+# the request body families of every version the readers cover (layout.py), by version
+_PRODUCE_REQUEST = tuple(layout_for(PRODUCE, v) for v in range(PRODUCE_MAX_VERSION + 1))
+_FETCH_REQUEST = tuple(layout_for(FETCH, v) for v in range(FETCH_MAX_VERSION + 1))
+# a flexible Produce request: acks and timeout_ms between the transactional id and the topics
+_PRODUCE_FLEX_FIXED = _PRODUCE_REQUEST[_PRODUCE_FLEX].fixed_size
+# a flexible Produce response partition: from its index to its record_errors
+_PRODUCE_FLEX_PARTITION = PARTITION_INDEX_SIZE + ERROR_CODE_SIZE \
+    + produce_response_partition_fixed(_PRODUCE_FLEX)
 
 
 class _Reader:
@@ -188,7 +203,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
         pos += 1
     if b > 1:
         pos += b - 1
-    pos += 6  # acks, timeout_ms
+    pos += _PRODUCE_FLEX_FIXED  # acks, timeout_ms
     b = data[pos]
     if b >= 0x80:
         b, pos = uvarint_at(data, pos)
@@ -203,7 +218,7 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
             pos += 1
         for _ in range(b - 1):
             p = _I32.unpack_from(data, pos)[0]
-            pos += 4
+            pos += PARTITION_INDEX_SIZE
             if p not in partitions:
                 partitions.append(p)
             b = data[pos]
@@ -227,15 +242,16 @@ def produce_request(data: bytes, pos: int, version: int) -> Summary:
 
 
 def _produce_request_reader(data: bytes, pos: int, version: int) -> Summary:
-    r = _Reader(data, pos, version >= _PRODUCE_FLEX)
+    layout = _PRODUCE_REQUEST[version]
+    r = _Reader(data, pos, layout.flexible)
     topics: list[str] = []
     topic_ids: list[bytes] = []
     partitions: list[int] = []
     records = 0
     budget = Budget()
-    if version >= 3:
-        r.skip_string()  # transactional_id
-    r.skip(6)  # acks, timeout_ms
+    if layout.transactional_id:
+        r.skip_string()
+    r.skip(layout.fixed_size)  # acks, timeout_ms
     for _ in range(r.array_length()):
         _topic(r, version, topics, topic_ids)
         for _ in range(r.array_length()):
@@ -271,7 +287,8 @@ def produce_response(data: bytes, pos: int, version: int) -> Summary:
             pos += 1
         for _ in range(b - 1):
             p, err = _I32_I16.unpack_from(data, pos)
-            pos += 30  # index, error_code, base_offset, log_append_time_ms, log_start_offset
+            pos += _PRODUCE_FLEX_PARTITION  # index, error_code, base_offset, log_append_time_ms,
+            # log_start_offset
             if p not in partitions:
                 partitions.append(p)
             if err and err not in errors:
@@ -300,17 +317,18 @@ def _produce_response_reader(data: bytes, pos: int, version: int) -> Summary:
     partitions: list[int] = []
     errors: list[int] = []
     # after index/error_code: base_offset, [log_append_time_ms v2+], [log_start_offset v5+]
-    fixed = 8 + (8 if version >= 2 else 0) + (8 if version >= 5 else 0)
+    fixed = PARTITION_INDEX_SIZE + ERROR_CODE_SIZE + produce_response_partition_fixed(version)
+    record_errors = produce_response_has_record_errors(version)
     for _ in range(r.array_length()):
         _topic(r, version, topics, topic_ids)
         for _ in range(r.array_length()):
             p, err = _I32.unpack_from(data, r.pos)[0], _I16.unpack_from(data, r.pos + 4)[0]
-            r.skip(6 + fixed)
+            r.skip(fixed)
             if p not in partitions:
                 partitions.append(p)
             if err and err not in errors:
                 errors.append(err)
-            if version >= 8:
+            if record_errors:
                 for _ in range(r.array_length()):  # record_errors
                     r.skip(4)
                     r.skip_string()
@@ -318,8 +336,7 @@ def _produce_response_reader(data: bytes, pos: int, version: int) -> Summary:
                 r.skip_string()  # error_message
             r.tags()
         r.tags()
-    if version >= 1:
-        r.skip(4)  # throttle_time_ms
+    r.skip(throttle_time_size(version))
     r.tags()
     return Summary(tuple(topics), tuple(topic_ids), tuple(partitions), tuple(errors), None)
 
@@ -327,14 +344,14 @@ def _produce_response_reader(data: bytes, pos: int, version: int) -> Summary:
 
 
 def fetch_request(data: bytes, pos: int, version: int) -> Summary:
-    r = _Reader(data, pos, version >= _FETCH_FLEX)
+    layout = _FETCH_REQUEST[version]
+    r = _Reader(data, pos, layout.flexible)
     topics: list[str] = []
     topic_ids: list[bytes] = []
     partitions: list[int] = []
     # replica_id (v0-14), max_wait_ms, min_bytes, max_bytes v3+, isolation_level v4+,
     # session_id + session_epoch v7+
-    r.skip((4 if version <= 14 else 0) + 8 + (4 if version >= 3 else 0)
-           + (1 if version >= 4 else 0) + (8 if version >= 7 else 0))
+    r.skip(layout.fixed_size)
     # per partition after its index: current_leader_epoch v9+, fetch_offset, last_fetched_epoch
     # v12+, log_start_offset v5+, partition_max_bytes
     fixed = (4 if version >= 9 else 0) + 8 + (4 if version >= 12 else 0) \
@@ -413,24 +430,20 @@ READERS = {
 }
 
 
-# -- shapes: what repeats from one Produce frame to the next --------------------------------
+# -- where the varying parts of a Produce frame sit (for shapes.py) --------------------------
 #
-# A producer sends request after request that differ only in the correlation id, the partition
-# index and the record batch (and the broker answers with responses that differ only in the
-# correlation id, the partition, the error code and the offsets/timestamps). For a frame with
-# one topic and one partition, everything the readers above take from the bytes before the
-# partition index is fixed by those bytes, so the decoder (decode.py) remembers it as a shape
-# keyed by the bytes themselves and reads only the parts that vary. These functions find
-# where the partition index sits, or None when the frame is not of that simple kind.
+# For a frame with one topic and one partition, everything the readers above take from the
+# bytes before the partition index is fixed by those bytes (shapes.py remembers them). These
+# functions find where the partition index sits, or None when the frame is not of that kind.
 
 def produce_request_index_at(data: bytes, pos: int, version: int) -> int | None:
     """Offset of the partition index of a one-topic, one-partition Produce request whose
     body starts at `pos`, or None."""
-    flex = version >= _PRODUCE_FLEX
-    r = _Reader(data, pos, flex)
-    if version >= 3:
-        r.skip_string()  # transactional_id
-    r.skip(6)  # acks, timeout_ms
+    layout = _PRODUCE_REQUEST[version]
+    r = _Reader(data, pos, layout.flexible)
+    if layout.transactional_id:
+        r.skip_string()
+    r.skip(layout.fixed_size)  # acks, timeout_ms
     return _one_topic_one_partition(r, version)
 
 
@@ -458,12 +471,13 @@ def produce_response_layout(version: int) -> tuple[int, bytes, int]:
     record errors, error message or tagged fields: (where the fixed bytes after the varying
     offsets start, those bytes, the frame's length from the index), all relative to the
     index. The throttle time between them varies and is not read, like the reader."""
-    fixed = 8 + (8 if version >= 2 else 0) + (8 if version >= 5 else 0)
-    at = 6 + fixed  # index, error_code, base_offset, log_append_time, log_start_offset
+    # index, error_code, base_offset, log_append_time, log_start_offset
+    at = PARTITION_INDEX_SIZE + ERROR_CODE_SIZE + produce_response_partition_fixed(version)
+    throttle = throttle_time_size(version)
     if version >= _PRODUCE_FLEX:
         # record_errors [], error_message null, partition tags, topic tags | throttle | tags
-        return at, b"\x01\x00\x00\x00", at + 4 + 4 + 1
-    if version >= 8:
+        return at, b"\x01\x00\x00\x00", at + 4 + throttle + 1
+    if produce_response_has_record_errors(version):
         # record_errors [] (int32 0), error_message null (int16 -1) | throttle
-        return at, b"\x00\x00\x00\x00\xff\xff", at + 6 + 4
-    return at, b"", at + (4 if version >= 1 else 0)
+        return at, b"\x00\x00\x00\x00\xff\xff", at + 6 + throttle
+    return at, b"", at + throttle

@@ -181,6 +181,16 @@ class KafkaFrame:
     flow: Flow | None = None
     kind: ClassVar[str] = "frame"
 
+    @property
+    def is_request(self) -> bool:
+        """Headed to the broker: a Request, or a Malformed frame read as a request."""
+        return self.kind == "request"
+
+    @property
+    def is_response(self) -> bool:
+        """Headed from the broker: a Response, or a Malformed frame read as a response."""
+        return self.kind == "response"
+
     def as_json(self) -> dict:
         """The keys of `kshock decode --json` (tshark-like names where they exist)."""
         return {
@@ -224,6 +234,14 @@ class Malformed(KafkaFrame):
     direction: str = ""
     kind: ClassVar[str] = "malformed"
 
+    @property
+    def is_request(self) -> bool:
+        return self.direction == "request"
+
+    @property
+    def is_response(self) -> bool:
+        return self.direction == "response"
+
     def as_json(self) -> dict:
         out = KafkaFrame.as_json(self)
         out["kind"] = self.direction or "unknown"
@@ -234,6 +252,36 @@ _JSON_KEYS = ("ts", "src", "dst", "kind", "api_key", "api", "api_version", "corr
               "client_id", "topics", "partitions", "records", "error_codes", "latency_ms",
               "conn_client_id", "decoded", "error", "packets", "size")
 _CACHE_MAX = 4096
+
+
+def line_parts(cls: type, one_item: tuple[str, ...] = (), **known: str) -> list[str]:
+    """The `kshock decode --json` line of a `cls` frame (Request or Response) as a template:
+    the literal text around its holes, with the JSON text of the `known` fields (by their
+    as_json() key) written in and a hole left for every other field, in as_json() order (for
+    the list fields named in `one_item` the hole is inside the brackets: their one item).
+    JsonLineEncoder fills the bare template (`line_template`); the compiled lane (_lane.pyx)
+    fills it in once per Produce shape and then joins the pieces with each frame's values."""
+    parts = []
+    text = "{"
+    for key in _JSON_KEYS:
+        text += f'"{key}": ' if text == "{" else f', "{key}": '
+        if key == "kind":
+            text += f'"{cls.kind}"'
+        elif key in known:
+            text += known[key]
+        elif key in one_item:
+            parts.append(text + "[")
+            text = "]"
+        else:
+            parts.append(text)
+            text = ""
+    parts.append(text + "}")
+    return parts
+
+
+def line_template(cls: type, one_item: tuple[str, ...] = (), **known: str) -> str:
+    """`line_parts` as a %-template: "%s" in each hole."""
+    return "%s".join(part.replace("%", "%%") for part in line_parts(cls, one_item, **known))
 
 
 class JsonLineEncoder:
@@ -251,11 +299,7 @@ class JsonLineEncoder:
     def __init__(self) -> None:
         self._strings: dict = {None: "null"}
         self._lists: dict = {(): "[]"}
-        fields = ", ".join(f'"{k}": %s' if k != "kind" else '"kind": "%s"' for k in _JSON_KEYS)
-        self._templates = {
-            Request: "{" + fields.replace('"kind": "%s"', '"kind": "request"') + "}",
-            Response: "{" + fields.replace('"kind": "%s"', '"kind": "response"') + "}",
-        }
+        self._templates = {Request: line_template(Request), Response: line_template(Response)}
 
     def encode(self, event: KafkaFrame) -> str:
         template = self._templates.get(type(event))
@@ -342,7 +386,7 @@ Event = Request | Response | Malformed | Gap | Closed | Skipped
 
 def _factory(cls):
     """A positional constructor for a frozen slotted dataclass that skips the frozen guard:
-    hot path only, same object as cls(...) (tests/unit/test_wire_model.py proves it).
+    hot path only, same object as cls(...) (tests/unit/test_wire_lanes.py proves it).
 
     It builds an instance of a plain slotted twin with the same slot layout (whose __init__
     stores slots directly, ~3x faster than the frozen __init__'s object.__setattr__ calls)

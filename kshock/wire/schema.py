@@ -150,7 +150,7 @@ def _walk(obj, struct, version, in_topic, in_partition, topics, topic_ids, parti
         elif field.is_struct():
             _walk(value, field, version, "Topic" in type_str, "Partition" in type_str, topics,
                   topic_ids, partitions, errors, records, count_record_sets)
-        elif name == "error_code":
+        elif name.endswith("error_code") and type_str == "int16":  # also partition_error_code (AddPartitionsToTxn)
             if value and value not in errors:
                 errors.append(value)
         elif in_topic and name in _TOPIC_NAME_FIELDS and type_str == "string":

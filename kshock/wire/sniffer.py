@@ -15,8 +15,16 @@ its bytes. No clocks: idle connections expire by packet time.
 Shortcuts, each proven to give the same events (tests/unit/test_wire_lanes.py): the fused
 lane in `feed` (in-order segments of known flows, without the stream machinery), the
 decoder's lean lane (decode.Decoder.decode_data), and, where it was built, the compiled lane
-(wire/_lane.pyx: one whole Produce frame of a learnt shape per segment; `compiled=False`
-turns it off). `fast=False` turns them all off.
+(wire/_lane.pyx: one whole Produce frame of a learnt shape per segment). The switches:
+
+    Sniffer(compiled=False)   pure Python: no compiled lane (`sniffer.compiled` says whether
+                              it is in use; it is optional, see setup.py)
+    Sniffer(shortcuts=False)  the reference path: no shortcut at all, every packet the general
+                              way (Segment -> StreamTable -> Data -> Framer -> RawFrame ->
+                              Decoder.decode with the fast-path body readers); what the tests
+                              compare the shortcuts with
+    Sniffer(fast=False)       the reference path, and kafka-python's schema classes for every
+                              body (no fast-path readers either)
 """
 
 from __future__ import annotations
@@ -77,8 +85,9 @@ class _ConnState:
         self.decoder_conn = decoder_conn
 
 
-class _Lane:
-    """What the fused lane needs of one IPv4 direction that already has a framer."""
+class _FusedDirection:
+    """What the fused lane (and the compiled lane, _lane.pyx) needs of one IPv4 direction
+    that already has a framer: its stream half, the other half, framer and decoder state."""
 
     __slots__ = ("half", "other", "framer", "dconn", "flow", "is_request", "src", "dst",
                  "min_size", "max_size")
@@ -96,7 +105,7 @@ class _Lane:
         self.max_size = min(MAX_FRAME_BYTES, framer.keep_limit)
 
 
-def _compiled_lane(sniffer: Sniffer):
+def _frame_lane(sniffer: Sniffer):
     """FrameLane(sniffer).feed, or None where the extension was not built (pure Python then)."""
     try:
         from kshock.wire._lane import FrameLane
@@ -124,21 +133,30 @@ class Sniffer:
         schemas: SchemaTable | None = None,
         compiled: bool = True,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        shortcuts: bool = True,
     ) -> None:
         self.ports = frozenset(ports)
         self.stats = SnifferStats()
-        self.decoder = Decoder(schemas, fast=fast)
+        # False: the reference path, no shortcuts (see the module docstring); the same events
+        self.shortcuts = shortcuts and fast
+        self.decoder = Decoder(schemas, fast=fast, shortcuts=self.shortcuts)
         self._streams = StreamTable(self.ports, max_flow_bytes, idle_timeout_s, max_connections)
         self._keep_limit = max_flow_bytes - self._streams.pending_limit
         self._conns: dict[tuple, _ConnState] = {}
         self._framers: dict[Flow, Framer] = {}
         # IPv4 flows with a framer, by their addresses and ports as they sit in the packet
-        self._lanes: dict[bytes, _Lane] = {}
+        # (none on the reference path: every packet goes the general way)
+        self._lanes: dict[bytes, _FusedDirection] = {}
         self._decode_data = self.decoder.decode_data
         self._last_ts = 0.0
         self._next_expire = _EXPIRE_EVERY
         # the compiled lane (wire/_lane.pyx) where it was built: the same events, sooner
-        self._compiled = _compiled_lane(self) if fast and compiled else None
+        self._compiled = _frame_lane(self) if self.shortcuts and compiled else None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the compiled lane is in use (asked for, built, and shortcuts on)."""
+        return self._compiled is not None
 
     @property
     def max_connections(self) -> int:
@@ -334,8 +352,8 @@ class Sniffer:
         state.framers[flow] = framer
         self._framers[flow] = framer
         half = self._streams.half(flow)
-        if len(flow.src) == 4 and half is not None:
-            self._lanes[_lane_key(flow)] = _Lane(half, framer, state.decoder_conn)
+        if len(flow.src) == 4 and half is not None and self.shortcuts:
+            self._lanes[_lane_key(flow)] = _FusedDirection(half, framer, state.decoder_conn)
         return framer
 
     def _decode_all(self, frames: list, out: list) -> None:

@@ -16,9 +16,11 @@ import traceback
 from pathlib import Path
 
 from kshock.errors import ExitStatus
+from kshock.rules.durations import DURATION_FORMS, parse_duration_within, parse_seconds
 from kshock.workloads.limits import GRACE_S, SETUP_TIMEOUT_S, WorkloadError, hard_limit_s
 from kshock.workloads.report import Report, write_report
 
+MAX_DURATION_S = 86400.0
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 KINDS = {
     "kp-producer": "kafka-python KafkaProducer: keyed records with headers at --rate",
@@ -45,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--client-id", required=True, metavar="ID", help="the client.id sent in every request")
     common.add_argument("--topic", required=True, action="append", metavar="T",
                         help="a topic to use (repeat for more; producers spread records round-robin)")
-    common.add_argument("--duration", type=_positive, default=10.0, metavar="SECONDS",
-                        help="how long to produce/consume (default 10)")
+    common.add_argument("--duration", type=_duration, default=10.0, metavar="DURATION",
+                        help=f"how long to produce/consume, at most 24h: {DURATION_FORMS} (default: 10)")
     common.add_argument("--report", required=True, type=Path, metavar="FILE",
                         help="where to write the JSON report (atomically, also after errors)")
     common.add_argument("--partitions", type=_positive_int, default=1, metavar="N",
@@ -126,22 +128,39 @@ def _abandon(args: argparse.Namespace, report: Report, finished: threading.Lock)
         os._exit(ExitStatus.FAILED)
 
 
+def _duration(text: str) -> float:
+    """--duration: seconds or with a unit (kshock.cli's duration types read the same way)."""
+    try:
+        return parse_duration_within(text, MAX_DURATION_S)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive(text: str) -> float:
-    value = float(text)
+    try:
+        value = parse_seconds(text)  # plain ASCII decimal (float() also takes "١" and "1e3")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (write e.g. 10 or 2.5)") from None
     if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError(f"{text} is not in (0, 86400]")
     return value
 
 
+def _whole(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # int() also takes "٣" and "9_0"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (write it in digits 0-9)")
+    return int(text)
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from kshock.workloads.apis import api_name
+from kshock.workloads.rdkafka_names import api_name
 from kshock.workloads.limits import CLOSE_TIMEOUT_S, FLUSH_TIMEOUT_S, SETUP_TIMEOUT_S, WorkloadError
 from kshock.workloads.records import payload, record_headers, record_key
 from kshock.workloads.report import Report

@@ -10,7 +10,7 @@ import gc
 import time
 from argparse import Namespace
 
-from kshock.workloads.capture import StderrCapture
+from kshock.workloads.stderr_capture import StderrCapture
 from kshock.workloads.limits import CLOSE_TIMEOUT_S, FLUSH_TIMEOUT_S, SETUP_TIMEOUT_S, WorkloadError
 from kshock.workloads.rdkafka_log import parse_requests, problems
 from kshock.workloads.records import payload, record_headers, record_key

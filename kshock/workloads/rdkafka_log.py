@@ -12,15 +12,57 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from kshock.workloads.apis import api_name, rdkafka_api_key
+from kshock.workloads.rdkafka_names import api_name, rdkafka_api_key
 
 _LINE = re.compile(
     r"^%(?P<level>\d)\|(?P<ts>[\d.]+)\|(?P<fac>[A-Z_]+)\|(?P<handle>.*?)\| "
     r"\[thrd:[^\]]*\]: (?P<broker>\S+): (?P<message>.*)$"
 )
 _SENT = re.compile(r"^Sent (?P<name>\S+)Request \(v(?P<version>\d+), \d+ bytes @ \d+, CorrId (?P<corrid>\d+)\)$")
+_RECEIVED = re.compile(r"^Received (?P<name>\S+)Response \(v\d+, \d+ bytes, CorrId (?P<corrid>\d+), "
+                       r"rtt (?P<rtt>[\d.]+)ms\)$")
 _CONNECTED = re.compile(r"^Connected \(#(?P<n>\d+)\)$")
+_DISCONNECTED = re.compile(r"^Disconnected: (?P<why>.*?)(?: \(after .*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """One thing the client says happened, at its own clock."""
+
+    ts: float
+    what: str  # "sent", "received" or "disconnected"
+    api: str | None = None  # as the spec names it (librdkafka's names translated)
+    api_key: int | None = None
+    correlation_id: int | None = None
+    rtt_ms: float | None = None  # the round trip the client measured, for "received"
+    why: str = ""  # for "disconnected": librdkafka's reason ("connection reset by peer")
+
+
+def parse_event(line: str) -> ClientEvent | None:
+    """One log line -> the request sent, response received or connection lost it records; None
+    for every other line."""
+    match = _LINE.match(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    ts, message = float(match["ts"]), match["message"]
+    if sent := _SENT.match(message):
+        return ClientEvent(ts, "sent", *_spec_name(sent["name"]), int(sent["corrid"]))
+    if received := _RECEIVED.match(message):
+        return ClientEvent(ts, "received", *_spec_name(received["name"]), int(received["corrid"]),
+                           float(received["rtt"]))
+    if match["fac"] == "FAIL" and match["level"] == "6" and (lost := _DISCONNECTED.match(message)):
+        return ClientEvent(ts, "disconnected", why=lost["why"])  # level 7 repeats it with a code
+    return None
+
+
+def _spec_name(rdkafka_name: str) -> tuple[str, int | None]:
+    try:
+        key = rdkafka_api_key(rdkafka_name)
+    except KeyError:
+        return rdkafka_name, None
+    return api_name(key), key
 
 
 def parse_requests(lines: Iterable[str]) -> list[dict]:

@@ -116,3 +116,107 @@ def _count_records(records: bytes) -> tuple[int, set[str]]:
             count += 1
         offset += 12 + length
     return count, codecs
+
+
+# -- packets and frames, both directions: what a one-packet-at-a-time kernel rule can see ---------
+
+@dataclass
+class WirePacket:
+    number: int  # 1-based, as in Wireshark
+    conn: tuple  # (client ip, client port)
+    toward: bool  # toward the Kafka port (a request's direction)
+    offset: int  # stream offset of its first payload byte (from the direction's SYN)
+    length: int  # payload bytes
+    flags: int  # TCP flags
+    head: bytes = b""  # the first 4 payload bytes: what a u32 test at payload offset 0 reads
+
+
+@dataclass
+class WireFrame:
+    conn: tuple
+    toward: bool
+    offset: int  # stream offset of the length prefix
+    size: int  # the length prefix's value
+    correlation_id: int
+    api_key: int | None  # a response's: its request's (by correlation id on the connection)
+    api_version: int | None
+    client_id: str | None  # a response's: its request's
+
+    @property
+    def end(self) -> int:
+        return self.offset + 4 + self.size
+
+
+@dataclass
+class WireView:
+    packets: list[WirePacket] = field(default_factory=list)
+    frames: list[WireFrame] = field(default_factory=list)
+
+    def _of(self, conn: tuple, toward: bool) -> list[WirePacket]:
+        index = self.__dict__.setdefault("_index", {})
+        if not index:
+            for packet in self.packets:
+                if packet.length:
+                    index.setdefault((packet.conn, packet.toward), []).append(packet)
+        return index.get((conn, toward), [])
+
+    def starting(self, frame: WireFrame) -> WirePacket | None:
+        """The first packet whose payload begins exactly with this frame's length prefix."""
+        return next((p for p in self._of(frame.conn, frame.toward) if p.offset == frame.offset), None)
+
+    def carriers(self, frame: WireFrame) -> set[int]:
+        """The numbers of the packets carrying any byte of the frame."""
+        return {p.number for p in self._of(frame.conn, frame.toward)
+                if p.offset < frame.end and frame.offset < p.offset + p.length}
+
+    def carrying(self, frame: WireFrame, numbers: set[int]) -> bool:
+        """Whether any packet among `numbers` carries a byte of the frame."""
+        return not self.carriers(frame).isdisjoint(numbers)
+
+
+def read_view(path: str, kafka_port: int) -> WireView:
+    """Every TCP packet on the Kafka port (numbered as Wireshark does) and every frame of both
+    directions, parsed from the stitched streams by their length prefixes and headers only."""
+    from scapy.all import IP, TCP, rdpcap
+
+    view = WireView()
+    streams: dict[tuple, dict[int, bytes]] = defaultdict(dict)
+    base: dict[tuple, int] = {}
+    raw_packets = []
+    for number, packet in enumerate(rdpcap(path), start=1):
+        if IP not in packet or TCP not in packet or kafka_port not in (packet[TCP].sport, packet[TCP].dport):
+            continue
+        tcp = packet[TCP]
+        toward = tcp.dport == kafka_port
+        conn = (packet[IP].src, tcp.sport) if toward else (packet[IP].dst, tcp.dport)
+        if tcp.flags & 0x02:
+            base[(conn, toward)] = tcp.seq + 1
+        payload = bytes(tcp.payload)
+        raw_packets.append((number, conn, toward, tcp.seq, payload, int(tcp.flags)))
+        if payload:
+            streams[(conn, toward)].setdefault(tcp.seq, payload)
+    for number, conn, toward, seq, payload, flags in raw_packets:
+        start = base[(conn, toward)]
+        view.packets.append(WirePacket(number, conn, toward, (seq - start) & 0xFFFFFFFF, len(payload), flags,
+                                       payload[:4]))
+    requests: dict[tuple, tuple] = {}
+    for toward in (True, False):  # requests first: responses take their api from them
+        for (conn, direction), segments in streams.items():
+            if direction != toward:
+                continue
+            data, _ = _stitch(segments, base[(conn, toward)])
+            offset = 0
+            while offset + 4 <= len(data):
+                size = struct.unpack_from(">i", data, offset)[0]
+                if offset + 4 + size > len(data):
+                    break
+                if toward:
+                    api_key, api_version, corr, id_length = struct.unpack_from(">hhih", data, offset + 4)
+                    client_id = None if id_length < 0 else data[offset + 14:offset + 14 + id_length].decode()
+                    requests[(conn, corr)] = (api_key, api_version, client_id)
+                else:
+                    corr = struct.unpack_from(">i", data, offset + 4)[0]
+                    api_key, api_version, client_id = requests.get((conn, corr), (None, None, None))
+                view.frames.append(WireFrame(conn, toward, offset, size, corr, api_key, api_version, client_id))
+                offset += 4 + size
+    return view

@@ -42,7 +42,7 @@ def test_every_request_matches_the_ground_truth(sidecar):
     truth = json.loads(sidecar.read_text())
     frames, trouble, run = _decode(sidecar.with_suffix(".pcap"))
     assert trouble == [], "a loss-free lab capture has no gaps and nothing to skip"
-    requests = [f for f in frames if f.kind == "request" or getattr(f, "direction", "") == "request"]
+    requests = [f for f in frames if f.is_request]
     decoded = Counter((_ip(f.src), f.client_id, f.api_key, f.api_version, f.correlation_id) for f in requests)
     logged = Counter((r["ip"], r["client_id"], r["api_key"], r["api_version"], r["correlation_id"])
                      for r in truth["requests"])

@@ -97,13 +97,10 @@ def readdress(packet: bytes, source: str, destination: str) -> bytes:
 
 
 def send_raw(namespace: str, packets: list[bytes], destination: str) -> None:
-    from pyroute2 import netns
+    from kshock.host import netns
 
-    netns.pushns(namespace)
-    try:
+    with netns.entered(namespace):
         raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    finally:
-        netns.popns()
     with raw:
         for packet in packets:
             raw.sendto(packet, (destination, 0))

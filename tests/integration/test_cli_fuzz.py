@@ -5,7 +5,10 @@ damaged capture files. Every run must
 - exit 0, 1 or 2 (argparse's usage errors are 2),
 - print no traceback and no "internal error" (cli.main's last resort for a bug of ours),
 - leave the kernel as it found it when it failed: iptables-save, nft and tc of the throwaway
-  namespace every fault aims at, and the host's iptables-save.
+  namespace every fault aims at, and the host's iptables-save,
+- stay within the memory bounds the README promises (tracemalloc's peak of the run): a damaged
+  11 KB capture, whatever lengths its bytes claim, within one flow's 64 MiB; a text input past
+  kshock/host/files.py's 1 MiB bound refused without being read.
 A run that succeeded and loaded a fault is reverted, and the kernel must then be back to the start.
 
 The CLI runs in this process (kshock.cli.main): a subprocess per example would take the run
@@ -21,6 +24,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tracemalloc
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -98,6 +102,25 @@ def _cli(argv: list[str]) -> tuple[int, str, str]:
             status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
     out.flush()
     return status, out.buffer.getvalue().decode("utf-8", "replace"), err.getvalue()
+
+
+class Peak:
+    """tracemalloc's peak of what the block allocated."""
+
+    def __enter__(self) -> "Peak":
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        self.base = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bytes = tracemalloc.get_traced_memory()[1] - self.base
+        tracemalloc.stop()
+
+
+MIB = 1 << 20
+FLOW_BOUND = 64 * MIB  # --max-flow-mib's default: bytes buffered per TCP flow
+TEXT_BOUND = 1 * MIB  # kshock/host/files.py: rule files, scripts (KSHOCK_MAX_TEXT_MIB unset)
 
 
 def _short(argv: list[str]) -> str:
@@ -384,4 +407,36 @@ def test_damaged_captures(world, edits, cut, head):
     path = _write(world, "damaged.pcap", bytes(data))
     for argv in (["decode", path], ["decode", path, "--json"],
                  ["replay", path, "--rules", str(SHIPPED[0])]):
-        run_checked(world, argv)
+        with Peak() as peak:
+            run_checked(world, argv)
+        # lengths in the damaged bytes may claim up to 2 GiB: nothing is allocated by a claim
+        assert peak.bytes < FLOW_BOUND, f"{argv}: peak {peak.bytes >> 20} MiB for an 11 KB capture"
+
+
+RULE = b"rules:\n  - name: r\n    match: api == Produce\n    action: drop\n"
+
+
+@settings(max_examples=min(EXAMPLES, 12), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(over=st.sampled_from([0, 1, 64, 1 << 40]))  # reading 1 MiB of YAML takes seconds
+def test_text_inputs_at_the_text_bound(world, over):
+    """A rule file of 1 MiB + `over` bytes (sparse for the huge ones): within the bound it is
+    read, past it refused with the one-line error before a byte is read."""
+    path = world["tmp"] / "big-rules.yaml"
+    size = TEXT_BOUND + over
+    with open(path, "wb") as out:
+        out.write(RULE)
+        if over < (1 << 30):
+            out.write(b"#" + b"x" * (size - len(RULE) - 2) + b"\n")
+        else:
+            out.truncate(size)
+    assert path.stat().st_size == size
+    with Peak() as peak:
+        status, _, err = run_checked(world, ["compile", str(path)])
+    if over > 0:
+        assert status == 2 and f"{path} is larger than 1 MiB, kshock's bound for a rule file" in err, err
+        assert peak.bytes < MIB, f"refusing a {size}-byte file took {peak.bytes} bytes"
+    else:
+        assert status == 0, err
+        assert peak.bytes < 32 * TEXT_BOUND, f"reading a {size}-byte rule file took {peak.bytes >> 20} MiB"
+    path.unlink()

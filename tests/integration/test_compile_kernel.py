@@ -87,7 +87,7 @@ def test_compiled_rules_load_and_kernel_counts_equal_emulator(pair):
 
 
 def test_a_dispatched_rule_set_counts_in_the_kernel_what_the_emulator_says(pair):
-    """A set long enough for compile._dispatch (a chain per API key behind one jump each): the
+    """A set long enough for chains.dispatch (a chain per API key behind one jump each): the
     kernel's per-rule counters, sub-chains and dispatch jumps included, equal the emulator's."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
     from test_rules_coverage import many_specs

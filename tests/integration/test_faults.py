@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import kshock
-from kshock.lab.state import RUN_DIR_ENV, run_dir
+from kshock.host.run_dir import RUN_DIR_ENV, run_dir
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -149,7 +149,7 @@ def test_faults_on_client_ids_never_share_a_mark_bit(tmp_path, run_env, monkeypa
                              " duration: 2m}\n")
             kshock("apply", str(rules), "--netns", receiver, env=run_env, check=True)
         else:
-            from kshock.lab.state import RUN_DIR_ENV
+            from kshock.host.run_dir import RUN_DIR_ENV
             from kshock.shell.commands import Shell, ShellTarget
             from kshock.shell.session import Session
 
@@ -394,7 +394,7 @@ def test_damaged_state_files_never_crash_status_or_revert_all(tmp_path, monkeypa
     from hypothesis import HealthCheck, given, settings, strategies as st
 
     from kshock.cli import main
-    from kshock.lab.state import RUN_DIR_ENV
+    from kshock.host.run_dir import RUN_DIR_ENV
 
     json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                                lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
@@ -440,7 +440,7 @@ def test_status_on_a_mix_of_live_gone_and_vanishing_namespaces(run_env, monkeypa
     from kshock.apply import netfilter
     from kshock.cli import main
     from kshock.errors import OperationFailed
-    from kshock.lab.state import RUN_DIR_ENV
+    from kshock.host.run_dir import RUN_DIR_ENV
 
     with _namespaces(3) as (live, doomed, flaky):
         for space in (live, doomed, flaky):

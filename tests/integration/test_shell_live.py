@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -28,14 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def shell_argv() -> list[str]:
-    """`kshock shell` once cli.py has it; `python -m kshock.shell` (the same entry point) before."""
-    from kshock.cli import build_parser
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "shell" in commands.choices:
-        return [sys.executable, "-m", "kshock", "shell"]
-    return [sys.executable, "-m", "kshock.shell"]
+    """`kshock shell`, run by this interpreter."""
+    return [sys.executable, "-m", "kshock", "shell"]
 
 
 def kshock_chains(netns: str) -> list[str]:
@@ -58,8 +51,7 @@ def test_live_capture_decodes_a_real_workload_and_reads_kernel_drop_counters(lab
         for ts, linktype, raw in capture.packets(stop):
             packets += 1
             for event in sniffer.feed(ts, linktype, raw):
-                if isinstance(event, KafkaFrame) and (event.kind == "request" or
-                                                      getattr(event, "direction", "") == "request"):
+                if isinstance(event, KafkaFrame) and event.is_request:
                     requests[event.client_id or event.conn_client_id] += 1
 
     reader = threading.Thread(target=read)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kshock.workloads.apis import API_NAMES, api_key, api_name, rdkafka_api_key
+from kshock.workloads.rdkafka_names import API_NAMES, api_key, api_name, rdkafka_api_key
 from kshock.workloads.limits import hard_limit_s
 from kshock.workloads.rdkafka_log import parse_requests
 

@@ -35,7 +35,7 @@ SAVED = "\n".join([
 def kernel(monkeypatch):
     """Recorders for what would reach iptables-restore; iptables-save answers SAVED."""
     sent: list[str] = []
-    monkeypatch.setattr(netfilter, "_restore", lambda backend, scope, text: sent.append(text))
+    monkeypatch.setattr(netfilter, "restore", lambda backend, scope, text: sent.append(text))
     monkeypatch.setattr(netfilter, "save", lambda backend, scope, table, counters=False: SAVED)
     monkeypatch.setattr(netfilter, "check_free", lambda backend, scope, rulesets: None)
     return sent
@@ -103,3 +103,45 @@ def test_revert_in_a_table_kshock_does_not_use_is_refused(kernel, monkeypatch):
     with pytest.raises(UnsafeRuleText):
         netfilter.remove_chains(BACKEND, Scope(), "nat", {"KSHOCK-t"})
     assert kernel == []
+
+
+def test_kernel_replay_loads_and_reads_through_the_same_backend(monkeypatch):
+    """`replay --kernel` runs the backend's own binaries (here legacy) in its namespace, through
+    netfilter.restore and netfilter.save — never an `iptables-restore` of its own."""
+    import subprocess
+
+    from kshock.replay import kernel as replay_kernel
+
+    legacy = netfilter.Backend("legacy", "iptables-legacy-restore", "iptables-legacy-save")
+    ran: list[tuple[list[str], str | None]] = []
+
+    def run(argv, input=None, **kw):
+        ran.append((argv, input))
+        return subprocess.CompletedProcess(argv, 0, stdout=SAVED.replace("[0:0]", "[3:120]")
+                                           .replace("-A KSHOCK-t", "[5:200] -A KSHOCK-t"), stderr="")
+
+    monkeypatch.setattr(netfilter.subprocess, "run", run)
+    monkeypatch.setattr(netfilter.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    replay_kernel._restore(legacy, "ksr-1-2-b", "*filter\n-A INPUT -j DROP\nCOMMIT\n")
+    counters = replay_kernel.kernel_counters("ksr-1-2-b", _ruleset(), legacy)
+    assert ran == [(["ip", "netns", "exec", "ksr-1-2-b", "iptables-legacy-restore", "--noflush"],
+                    "*filter\n-A INPUT -j DROP\nCOMMIT\n"),
+                   (["ip", "netns", "exec", "ksr-1-2-b", "iptables-legacy-save", "-t", "filter", "-c"], None)]
+    assert counters == {("KSHOCK-t", 0): 5}
+
+
+def test_a_refused_replay_text_is_one_line_naming_the_namespace(monkeypatch):
+    import subprocess
+
+    from kshock.errors import OperationFailed
+    from kshock.replay import kernel as replay_kernel
+
+    monkeypatch.setattr(netfilter.subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(
+        argv, 2, stdout="", stderr="iptables-restore: line 2 failed\n"))
+    monkeypatch.setattr(netfilter.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    with pytest.raises(OperationFailed) as raised:
+        replay_kernel._restore(BACKEND, "ksr-1-2-b", "*filter\n-A INPUT -j NOPE\nCOMMIT\n")
+    assert str(raised.value) == (
+        "iptables-restore refused the rule set at `-A INPUT -j NOPE`: iptables-restore: line 2 failed, so nothing "
+        "was applied (in the replay namespace ksr-1-2-b) — check `kshock compile RULEFILE` output; the kernel may "
+        "lack an extension (u32, string, connmark, statistic, time)")

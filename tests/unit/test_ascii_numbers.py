@@ -29,8 +29,13 @@ from kshock.rules.rulefile import parse_rule_file
     ["lab", "up", "--timeout", "inf"],
     ["lab", "up", "--timeout", "١"],
     ["lab", "traffic", "--duration", "nan"],
+    ["lab", "record", "mixed", "o.pcap", "--duration", "٣"],
+    ["apply", "--action", "drop", "--duration", "١m"],
+    ["compile", "--action", "drop", "--duration", "1_0"],
     ["shell", "--port", "٣"],
     ["shell", "--buffer-mib", "6_4"],
+    ["demo", "--act", "٣"],
+    ["demo", "--act", "+3"],
 ])
 def test_cli_refuses_non_ascii_decimal_numbers(argv, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -84,3 +89,17 @@ def test_shell_numbers_are_ascii():
         result = shell.execute(line)
         assert not result.ok, line
     assert shell.execute("wait 0").ok
+
+
+@pytest.mark.parametrize("argv", [
+    ["kp-producer", "--rate", "١٠"], ["kp-producer", "--rate", "1e3"], ["kp-producer", "--rate", "inf"],
+    ["kp-producer", "--partitions", "٣"], ["kp-producer", "--message-size", "1_00"],
+    ["kp-producer", "--duration", "٣"],
+])
+def test_workloads_refuse_non_ascii_decimal_numbers(argv, capsys):
+    from kshock.workloads.cli import build_parser as workload_parser
+
+    with pytest.raises(SystemExit) as stop:
+        workload_parser().parse_args([*argv, "--bootstrap", "127.0.0.1:9092", "--topic", "t"])
+    assert stop.value.code == 2
+    assert "error: argument" in capsys.readouterr().err

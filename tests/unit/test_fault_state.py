@@ -6,7 +6,7 @@ import time
 
 from kshock.apply import faults
 from kshock.apply.scope import Scope
-from kshock.lab.state import RUN_DIR_ENV
+from kshock.host.run_dir import RUN_DIR_ENV
 
 
 def test_a_fault_whose_namespace_is_gone_leaves_no_state_behind(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli_run import run_kshock
-from kshock.rules.rulefile import MAX_YAML_DEPTH, MAX_YAML_NODES, RuleFileError, parse_duration, parse_rule_file
+from kshock.rules.rulefile import MAX_YAML_DEPTH, MAX_YAML_NODES, RuleFileError, parse_rule_file
 
 PORT_HINT = "use a number from 1 to 65535"
 AS_WRITTEN = "write it in plain decimal digits, 1 to 65535 (YAML 1.1 reads 2:33:12 as 9192, 010 as 8)"
@@ -94,8 +94,6 @@ def test_a_huge_duration_is_one_error():
     assert _error(_rule(duration="9" * 400 + "s")) == (
         f"f.yaml:5: duration: '{'9' * 40}'… (401 characters) is not a duration — "
         "e.g. 90s, 5m, 1h or 1h30m")
-    with pytest.raises(RuleFileError, match="is not a duration"):
-        parse_duration("[" * 50000)
     # YAML 1.1 reads 1:30 as the int 90: it is text here, and not a duration
     assert _error(_rule(duration="1:30")) == "f.yaml:5: duration: '1:30' is not a duration — e.g. 90s, 5m, 1h or 1h30m"
 

@@ -23,7 +23,7 @@ from kshock.replay.listing import open_run
 from kshock.rules.compile import compile_rules
 from kshock.rules.emulate import Emulator
 from kshock.rules.spec import Action, RuleSpec, Target, Trigger
-from kshock.wire.model import KafkaFrame, Malformed, Request
+from kshock.wire.model import KafkaFrame
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 PORT = 9092
@@ -50,8 +50,7 @@ def load(name: str) -> Capture:
     path = CAPTURES / f"lab-{name}.pcap"
     run = open_run(str(path), [PORT])
     # Requests, and request frames whose body did not decode (they still have a header).
-    requests = [ev for ev in run.events() if isinstance(ev, Request)
-                or (isinstance(ev, Malformed) and getattr(ev, "direction", "") == "request")]
+    requests = [ev for ev in run.events() if isinstance(ev, KafkaFrame) and ev.is_request]
     names = getattr(run.sniffer.decoder, "topic_names", {})
     topic_ids = {topic: tid for tid, topic in names.items()}
     packets = []
@@ -212,14 +211,14 @@ def many_specs() -> list[RuleSpec]:
 
 
 def test_a_long_chain_sends_each_apis_rules_to_a_chain_of_their_own_and_matches_the_same(monkeypatch):
-    """compile._dispatch: rules pinned to one API key move behind one jump per key; every packet
+    """chains.dispatch: rules pinned to one API key move behind one jump per key; every packet
     of lab-mixed meets the same verdict, and every spec's action rules the same hits, as in the
     chain compiled without it."""
-    from kshock.rules import compile as compiler
+    from kshock.rules import chains
 
     loaded = load("mixed")
     dispatched = compile_rules(many_specs(), "many", expires_at=None, topic_ids=loaded.topic_ids)
-    monkeypatch.setattr(compiler, "_DISPATCH_CHAIN", 10**6)
+    monkeypatch.setattr(chains, "_DISPATCH_CHAIN", 10**6)
     plain = compile_rules(many_specs(), "many", expires_at=None, topic_ids=loaded.topic_ids)
     monkeypatch.undo()
     per_api = [c.name for c in dispatched.chains if "-a" in c.name[len("KSHOCK-many"):]]
@@ -242,3 +241,11 @@ def test_a_long_chain_sends_each_apis_rules_to_a_chain_of_their_own_and_matches_
 
     assert per_spec(dispatched, fast) == per_spec(plain, slow)
     assert sum(per_spec(plain, slow).values()) > 100
+
+
+@pytest.mark.parametrize(("n", "text"), [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (12, "12th"),
+                                         (13, "13th"), (21, "21st"), (102, "102nd"), (111, "111th")])
+def test_ordinals_read_as_english(n, text):
+    from kshock.rules.coverage import ordinal
+
+    assert ordinal(n) == text

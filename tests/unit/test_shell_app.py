@@ -12,9 +12,10 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from kshock.shell.app import PcapSource, ShellApp, history_path, inline_error
+from kshock.shell.app import ShellApp, history_path, inline_error
 from kshock.shell.commands import Shell
 from kshock.shell.session import Session
+from kshock.shell.sources import PcapSource
 
 MIXED = Path(__file__).resolve().parents[2] / "captures" / "lab-mixed.pcap"
 
@@ -101,6 +102,18 @@ def test_inline_errors_for_conditions_being_typed():
     assert inline_error("filter off") is None
     assert inline_error("show 12") is None
     assert inline_error("stats") is None
+
+
+def test_inline_errors_agree_with_what_the_line_does():
+    """`show N` takes a frame number of at most 18 digits; past that the line is a condition,
+    and the toolbar shows the error executing it would show."""
+    shell = Shell(Session((9092,)))
+    for line in ("show 12", "show " + "1" * 18, "show " + "1" * 19, "show ٣"):
+        result = shell.execute(line)
+        shown = inline_error(line)
+        assert (shown is None) == (result.ok or not result.text.startswith("column")), line
+        if shown is not None:
+            assert result.text.startswith(shown), line
 
 
 def test_history_is_kept_across_sessions(source, tmp_path):

@@ -1,7 +1,9 @@
-"""The kernel filter of live capture, run by a small classic-BPF interpreter on real and built packets."""
+"""The kernel filter of live capture (capture/bpf.py), run by a small classic-BPF interpreter on real and built
+packets; the builder is pure."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
+from kshock.capture import bpf
+from kshock.capture.bpf import SNAPLEN, bpf_program, run_bpf
 from kshock.capture.reader import CaptureReader
-from kshock.capture.live import SNAPLEN, bpf_program, run_bpf
 from kshock.errors import UserError
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
@@ -74,3 +77,11 @@ def test_the_program_keeps_whole_packets_and_refuses_bad_ports():
         bpf_program({70000})
     with pytest.raises(UserError):  # the jumps are 8-bit
         bpf_program(set(range(1000, 1200)))
+
+
+def test_the_builder_is_pure():
+    """capture/bpf.py builds and interprets programs; attaching one to a socket is live.py's job."""
+    tree = ast.parse(Path(bpf.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "collections.abc", "kshock.errors"}, imported

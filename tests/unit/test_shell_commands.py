@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from kshock.rules.rulefile import parse_rule_file
-from kshock.shell.app import PcapSource, run_script
-from kshock.shell.commands import REGISTRY, Shell, ShellTarget, render_rule_file
+from kshock.rules.rulefile_writer import render_rule_file
+from kshock.shell.commands import REGISTRY, Shell, ShellTarget
+from kshock.shell.script import run_script
 from kshock.shell.session import Session
+from kshock.shell.sources import PcapSource
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXED = ROOT / "captures" / "lab-mixed.pcap"
@@ -147,7 +149,7 @@ def test_new_rule_names_skip_faults_active_in_the_target_namespace(tmp_path, mon
 
     from kshock.apply import faults
     from kshock.apply.scope import Scope
-    from kshock.lab.state import RUN_DIR_ENV
+    from kshock.host.run_dir import RUN_DIR_ENV
 
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
     scope = Scope(name="ksl-other-broker")
@@ -250,3 +252,10 @@ def test_the_script_option_runs_without_a_terminal(tmp_path):
     no_tty = subprocess.run([sys.executable, "-m", "kshock.shell", "--pcap", str(MIXED)], stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert no_tty.returncode == 2 and "needs a terminal" in no_tty.stderr
+
+
+def test_python_m_kshock_shell_is_kshock_shell():
+    """One entry point: `python -m kshock.shell ARGS` runs kshock.cli.main with `shell ARGS`."""
+    outputs = [subprocess.run([sys.executable, "-m", *entry, "--help"], capture_output=True, text=True, timeout=60,
+                              cwd=ROOT).stdout for entry in (["kshock.shell"], ["kshock", "shell"])]
+    assert outputs[0] == outputs[1] and outputs[0].startswith("usage: kshock shell")

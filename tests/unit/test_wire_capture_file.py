@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from kshock.capture.reader import CaptureError, CaptureReader, read_capture, read_with_scapy
-from wire_helpers import EXTERNAL
+from wire_helpers import EXTERNAL, external_captures
 
-ALL = sorted(EXTERNAL.rglob("*.pcap*"))
+ALL = external_captures()
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

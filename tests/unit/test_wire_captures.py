@@ -7,10 +7,10 @@ import pytest
 
 from kshock.capture.reader import CaptureReader
 from kshock.wire.model import Gap, Malformed, Request, Response
-from wire_helpers import EXTERNAL, essence, frames, run
+from wire_helpers import EXTERNAL, essence, external_captures, frames, run
 
 PORTS = (9092, 36333)
-ALL = sorted(p.relative_to(EXTERNAL).as_posix() for p in EXTERNAL.rglob("*.pcap*"))
+ALL = [p.relative_to(EXTERNAL).as_posix() for p in external_captures()]
 
 
 def packets(name):

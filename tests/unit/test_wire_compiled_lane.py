@@ -247,3 +247,59 @@ def test_a_write_that_fails_mid_pcap_leaves_the_packet_count_true():
     with pytest.raises(BrokenPipeError):
         run.write_json(write)
     assert run.packets == run.sniffer.stats.packets > 0
+
+
+# -- the Python state the lane reads and writes (the contract listed in _lane.pxd) -------------
+
+LANE_CONTRACT = {
+    "sniffer": ("stats", "decoder", "_lanes", "_next_expire", "_last_ts"),
+    "stats": ("packets", "kafka_segments", "frames", "requests", "responses"),
+    "decoder": ("fast",),
+    "direction": ("half", "other", "framer", "dconn", "src", "dst", "flow", "is_request", "min_size", "max_size"),
+    "half": ("pending", "fin_off", "gate", "base_seq", "next_off", "started", "conn"),
+    "connection": ("last_ts",),
+    "framer": ("buf", "hunting", "skip_to", "buf_off"),
+    "dconn": ("request_shapes", "response_shapes", "outstanding", "max_outstanding", "client_id"),
+    "request shape": ("head", "middle", "index_at", "flexible", "api_key", "api_version", "api", "topics",
+                      "topic_ids", "client_id"),
+    "response shape": ("api_key", "api_version", "head", "index_at", "fixed", "total", "fixed_at", "flexible",
+                       "api", "topics", "topic_ids"),
+}
+
+
+def test_the_python_state_the_lane_reads_is_there():
+    from wire_helpers import conversation
+    from test_wire_lanes import produce_pairs
+    from kshock.wire.sniffer import Sniffer
+
+    sniffer = Sniffer((9092,), compiled=False)
+    for ts, linktype, raw in conversation(produce_pairs(9, 6), close=False):
+        sniffer.feed(ts, linktype, raw)
+    direction = next(iter(sniffer._lanes.values()))
+    dconn = direction.dconn
+    objects = {"sniffer": sniffer, "stats": sniffer.stats, "decoder": sniffer.decoder, "direction": direction,
+               "half": direction.half, "connection": direction.half.conn, "framer": direction.framer,
+               "dconn": dconn, "request shape": dconn.request_shapes[0],
+               "response shape": dconn.response_shapes[0]}
+    for name, attributes in LANE_CONTRACT.items():
+        for attribute in attributes:
+            assert hasattr(objects[name], attribute), f"{name}.{attribute}"
+    pxd = (ROOT / "kshock" / "wire" / "_lane.pxd").read_text()
+    for attributes in LANE_CONTRACT.values():
+        for attribute in attributes:
+            assert attribute in pxd, attribute
+
+
+def test_the_reference_path_takes_no_shortcut():
+    from wire_helpers import conversation
+    from test_wire_lanes import produce_pairs
+    from kshock.wire.sniffer import Sniffer
+
+    sniffer = Sniffer((9092,), shortcuts=False)
+    assert not sniffer.compiled and not sniffer.shortcuts
+    for ts, linktype, raw in conversation(produce_pairs(9, 6), close=False):
+        sniffer.feed(ts, linktype, raw)
+    assert not sniffer._lanes
+    assert all(not s.decoder_conn.request_shapes and not s.decoder_conn.response_shapes
+               for s in sniffer._conns.values())
+    assert Sniffer((9092,)).compiled and not Sniffer((9092,), compiled=False).compiled

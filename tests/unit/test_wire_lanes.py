@@ -38,17 +38,10 @@ from wire_helpers import (
 )
 
 
-class _NoLanes(dict):
-    def __setitem__(self, key, value) -> None:
-        pass
-
-
 def reference(ports=(9092,), **kw) -> Sniffer:
     """A sniffer that always goes the general way."""
-    sniffer = Sniffer(ports, compiled=False, **kw)
-    sniffer._lanes = _NoLanes()
-    sniffer.decoder._request_lanes = {}
-    sniffer.decoder._response_lanes = {}
+    sniffer = Sniffer(ports, shortcuts=False, **kw)
+    assert not sniffer.compiled
     return sniffer
 
 

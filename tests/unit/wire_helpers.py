@@ -13,9 +13,22 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kshock.wire.model import ACK, PSH, SYN, FIN, Closed, Gap, KafkaFrame, Skipped
 from kshock.wire.sniffer import Sniffer
 
-EXTERNAL = Path(__file__).resolve().parents[3] / "shared" / "captures" / "external"
-if not EXTERNAL.exists():
-    EXTERNAL = Path("/work/shared/captures/external")
+# the public captures live beside the project (../shared, see its SOURCES.md), on every machine
+EXTERNAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "captures" / "external"
+
+
+
+def external_captures(pattern: str = "*.pcap*") -> list[Path]:
+    """The public captures matching `pattern` (recursively). Missing captures are a failure that
+    says where they were expected, never an empty parametrization or a skip."""
+    import pytest
+
+    found = sorted(EXTERNAL.rglob(pattern)) if EXTERNAL.is_dir() else []
+    if not found:
+        pytest.fail(f"no public captures ({pattern}) in {EXTERNAL.resolve()}: they are expected in "
+                    "../shared/captures/external beside the project (see its SOURCES.md)", pytrace=False)
+    return found
+
 
 CLIENT = (bytes([10, 0, 0, 2]), 40000)
 BROKER = (bytes([10, 0, 0, 1]), 9092)
@@ -121,7 +134,7 @@ def sample_value(field, version: int, depth: int = 0, parent=None):
     if t == "float64":
         return 1.5
     if t in ("int8", "int16", "int32", "int64", "uint16"):
-        return 3 if name == "error_code" else 1
+        return 3 if name == "error_code" else 4 if name.endswith("error_code") and t == "int16" else 1
     if t == "[]int32":
         return [0, 1]
     if t == "[]int64":

@@ -1,7 +1,12 @@
 """The demo's acts, one module each; every act returns an ActResult of measured facts and checks.
 
-An act claims something ("A's acks stop while B's go on") and proves it with numbers read off
-the wire (the live tap), the kernel (rule counters) or a probe — never with scripted text.
+An act claims something ("A's acks stop while B's go on") and checks it against what the clients
+themselves say they did — their own live logs while it runs, and the reports they write when the
+stage stops them (kshock.demo.clients) — or against the kernel's rule counters and the probe's
+own result; never against kshock's own tap, whose numbers are narrated alongside as what kshock
+saw, and never with scripted text. An act module has `run(show, result)`, and may have
+`grade_reports(reports, result)`: checks of the clients' final reports, which the runner calls
+once the stage has stopped the clients.
 """
 
 from __future__ import annotations

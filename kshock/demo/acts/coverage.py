@@ -6,11 +6,14 @@ the decoded capture): did the packet-level rule hit every frame it meant to, and
 The kernel sees one packet at a time and reads a Kafka header only at a segment's first payload
 byte; a frame that starts in the middle of a segment (several requests sent in one burst, as
 after act 2's block) is out of its sight. The act shows which missed frames are of that kind, and
-what `latch: true` (act on the rest of a connection once a packet matched) changes.
+what `latch: true` (act on the rest of a connection once a packet matched) changes. The intent
+itself is checked against the clients: the requests their own logs say they sent that the rule's
+condition selects must be exactly the frames the replay counts as its intent.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 
@@ -22,6 +25,8 @@ from kshock.demo.acts import (
     block_spec,
     reset_spec,
 )
+
+EDGE_S = 0.5  # a request logged this close to the snapshot may be on either side of it
 
 
 def mid_segment_starts(frames) -> set[int]:
@@ -53,6 +58,7 @@ def run(show: Show, result: ActResult) -> None:
         say.say("no fault was applied in this run: replaying the rules acts 2 and 3 compile from its frames")
     if not result.check("there are Kafka-aware rules to replay", bool(specs)):
         return
+    captured_until = time.time()
     pcap = stage.tap.snapshot(stage.work_dir / "replay.pcap")
     started = time.monotonic()
     report = replay(pcap, specs, (stage.port,), name="demo-replay")
@@ -83,9 +89,22 @@ def run(show: Show, result: ActResult) -> None:
     for item in result.measured["rules"]:  # packet-number lists are long and say little here
         for key in ("missed_frame_packets", "false_packet_numbers", "kernel_packet_numbers"):
             item[key] = item[key][:10]
+    # The yardstick of the intent: the requests the clients themselves logged as sent that the rule's
+    # condition selects (up to the snapshot; a request sent at its very edge may or may not be in it).
+    logged = {}
+    for spec in specs:
+        sent = stage.clients.selected(spec.condition, captured_until + EDGE_S)
+        logged[spec.name] = (bisect.bisect_right(sent, captured_until - EDGE_S), len(sent))
+    say.saw(f"the clients' own logs, by the snapshot (± {EDGE_S:g} s): " + "; ".join(
+        f"{name} selects {low}–{high} of the requests they sent" for name, (low, high) in logged.items()))
+    result.measured["client_logged_requests"] = {name: [low, high] for name, (low, high) in logged.items()}
+    result.measured["captured_until"] = captured_until
+    result.measured["rule_conditions"] = {spec.name: str(spec.condition) for spec in specs}
     for c in report.rules:
-        if not result.check(f"{c.rule} selects frames in the capture", c.intent_frames > 0,
-                            f"{c.intent_frames} intent frames"):
+        low, high = logged[c.rule]
+        if not result.check(f"{c.rule}: its intent is every request the clients logged that it selects",
+                            c.intent_frames > 0 and low <= c.intent_frames <= high,
+                            f"{c.intent_frames} intent frames, {low}–{high} requests in the clients' logs"):
             continue
         unexplained = [p for p in c.missed_frame_packets if p not in mid]
         if c.missed_frames:
@@ -99,3 +118,4 @@ def run(show: Show, result: ActResult) -> None:
                     f"{variant.false_packets} false packets (the rest of each matched connection)")
             result.check(f"{c.rule} with latch: true misses nothing", variant.missed_frames == 0,
                          f"hit {variant.hit_frames} of {variant.intent_frames}")
+

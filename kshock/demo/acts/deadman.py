@@ -1,7 +1,8 @@
 """Act 5 — the dead-man switch: a fault with a 5 s duration is applied and then left alone. Every
 rule carries `-m time --datestop`, so the kernel stops applying it by itself: the probe gets its
 answer again while the rules are still loaded and nothing of kshock touched them. Only then does
-the garbage collection `kshock status` runs (faults.collect_expired) take the chains away."""
+the garbage collection `kshock status` runs (faults.collect_expired) take the chains away. The
+yardstick is the probe's own answers (a client of its own, on a namespace no workload shares)."""
 
 from __future__ import annotations
 

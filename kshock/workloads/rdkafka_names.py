@@ -1,8 +1,8 @@
-"""PURE: librdkafka's names for Kafka API keys; the spec table lives in kshock.conditions.apis."""
+"""PURE: librdkafka's names for Kafka API keys (its debug log's spelling); the spec table is kshock.wire.apis."""
 
 from __future__ import annotations
 
-from kshock.conditions.apis import API_NAMES, api_key, api_name
+from kshock.wire.apis import API_NAMES, api_key, api_name
 
 __all__ = ["API_NAMES", "api_key", "api_name", "rdkafka_api_key"]
 
