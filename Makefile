@@ -28,7 +28,7 @@ venv: $(VENV)/.installed
 
 # constraints.txt pins every package to the version the suite passed with; PIP_CONSTRAINT (not
 # -c) so that pip's isolated build of the compiled lane is pinned too (Cython, setuptools).
-$(VENV)/.installed: pyproject.toml setup.py kshock/wire/_lane.pyx constraints.txt
+$(VENV)/.installed: pyproject.toml setup.py kshock/wire/_lane.pyx kshock/wire/_lane.pxd constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@

@@ -1,5 +1,5 @@
 """EDGE: `kshock apply`, `kshock revert`, `kshock status` on the command line — their sub-parsers,
-and the options that give one rule (shared with `kshock compile`). The handlers are commands.py's.
+and the options that give one rule (shared with `kshock compile`). The handlers are handlers.py's.
 
 Light on purpose: kshock.cli registers these at every start (`kshock --help` stays fast), and
 hands over the argument types (`types`, a kshock.cli.ArgumentTypes).
@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction, types) -> None:
                         help="apply a rule file as ONE fault named NAME (one rule set, reverted together; rules of "
                         "different APIs get a chain each, which costs unaffected traffic less); its rules share one "
                         "duration (give --duration if they differ). Default: one fault per rule, each revertable")
-    apply_.set_defaults(handler="kshock.apply.commands:apply")
+    apply_.set_defaults(handler="kshock.apply.handlers:apply")
 
     revert_ = commands.add_parser("revert", help="remove faults (all of kshock's chains with --all)",
                                   description="Remove faults by name, or every fault with --all (which also removes "
@@ -43,17 +43,17 @@ def register(commands: argparse._SubParsersAction, types) -> None:
     revert_.add_argument("--host", action="store_true", help="only in the host's own network namespace")
     revert_.add_argument("--all-scopes", action="store_true",
                          help="revert NAME in every namespace that has a fault of that name")
-    revert_.set_defaults(handler="kshock.apply.commands:revert")
+    revert_.set_defaults(handler="kshock.apply.handlers:revert")
 
     status_ = commands.add_parser("status", help="active faults: rules, time left, kernel counters",
                                   description="Show every active fault with its time left and the kernel's packet and "
                                   "byte counters per rule. Expired faults are removed first.")
     status_.add_argument("--json", action="store_true", help="JSON output")
-    status_.set_defaults(handler="kshock.apply.commands:status")
+    status_.set_defaults(handler="kshock.apply.handlers:status")
 
 
 def add_rule_source(sub: argparse.ArgumentParser, types) -> None:
-    """A rule file, or one rule from --match/--action and its target (commands.specs_from_args reads them)."""
+    """A rule file, or one rule from --match/--action and its target (handlers.specs_from_args reads them)."""
     sub.add_argument("rulefile", nargs="?", help="a rule file (rules/*.yaml); or give --match and --action")
     sub.add_argument("--match", metavar="EXPR", help='a condition, e.g. \'api == Produce and client_id == "shop"\'; '
                      "default: all traffic of the target")

@@ -139,7 +139,7 @@ def load_many(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> No
     check_free(backend, scope, rulesets)
     text = render_restore_many(rulesets)
     audit_restore(text, require_expiry=True)  # the dead-man switch on every rule, and nothing foreign
-    restore(backend, scope, text)
+    restore_unaudited(backend, scope, text)
 
 
 def check_free(backend: Backend, scope: Scope, rulesets: Sequence[RuleSet]) -> None:
@@ -171,7 +171,7 @@ def remove_chains(backend: Backend, scope: Scope, table: str, chains: set[str]) 
     lines.append("COMMIT")
     revert = "\n".join(lines) + "\n"
     audit_restore(revert, revert=True)  # only jumps into, and flushes of, the chains being removed
-    restore(backend, scope, revert)
+    restore_unaudited(backend, scope, revert)
     return sorted(targets)
 
 
@@ -196,10 +196,11 @@ def counters(backend: Backend, scope: Scope, table: str, chains: set[str]) -> di
     return out
 
 
-def restore(backend: Backend, scope: Scope, text: str) -> None:
+def restore_unaudited(backend: Backend, scope: Scope, text: str) -> None:
     """`iptables-restore --noflush` of `text` in `scope`, as one transaction; a one-line
     OperationFailed naming a missing extension or the refused line. The text is not audited
-    here (load and remove_chains audit theirs first)."""
+    here: load and remove_chains audit theirs first, and replay's kernel check loads its own into
+    namespaces it made and removes (tests/unit/test_architecture.py keeps it to those callers)."""
     if shutil.which(backend.restore) is None:
         raise UserError(f"`{backend.restore}` is not installed", "install it: apt-get install iptables")
     result = subprocess.run(scope.argv([backend.restore, "--noflush"]), input=text, capture_output=True, text=True,

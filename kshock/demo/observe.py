@@ -72,14 +72,14 @@ class LiveTap:
         self._pcap = None
 
     def start(self) -> LiveTap:
-        from kshock.capture.live import LINKTYPE_ETHERNET, LiveCapture
+        from kshock.capture.live import LiveCapture
         from kshock.capture.writer import PcapWriter
         from kshock.wire.sniffer import Sniffer
 
         self._capture = LiveCapture(ports={self.port}, interface=self.interface, netns=self.netns).open()
         self._sniffer = Sniffer(ports={self.port})
         self.pcap_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pcap = PcapWriter(self.pcap_path, LINKTYPE_ETHERNET)
+        self._pcap = PcapWriter(self.pcap_path, self._capture.linktype)  # Ethernet on the bridge
         self._thread = threading.Thread(target=self._run, name="kshock-demo-tap", daemon=True)
         self._thread.start()
         return self

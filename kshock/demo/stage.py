@@ -35,6 +35,7 @@ from kshock.apply.scope import Scope
 from kshock.errors import OperationFailed, UserError
 from kshock.lab.plan import Host
 from kshock.lab.scenarios import Workload, scenario
+from kshock.rules.durations import seconds_text
 from kshock.rules.spec import RuleSpec
 
 SCENARIO = "demo"
@@ -90,7 +91,7 @@ class Stage:
     @classmethod
     def open(cls, lab_name: str, work_dir: Path) -> Stage:
         """Bring a fresh lab up (refusing one that exists: it is somebody else's)."""
-        from kshock.lab import commands, state
+        from kshock.lab import handlers, state
 
         netns.require_root("kshock demo")
         if state.load(lab_name) is not None or any(n.startswith(f"ksl-{lab_name}-") for n in netns.names()):
@@ -160,7 +161,7 @@ class Stage:
             report = out_dir / f"{workload.client_id}.json"
             client_log = out_dir / f"{workload.client_id}.client.log"
             argv = [sys.executable, "-m", "kshock.workloads", workload.kind, "--bootstrap", self.lab.plan.bootstrap,
-                    "--client-id", workload.client_id, "--duration", f"{duration_s:g}", "--report", str(report),
+                    "--client-id", workload.client_id, "--duration", seconds_text(duration_s), "--report", str(report),
                     "--client-log", str(client_log)]
             for topic in workload.topics:
                 argv += ["--topic", topic]
@@ -283,7 +284,7 @@ class Stage:
     def _lab_down(self) -> None:
         if not self.own_lab:
             return
-        from kshock.lab import commands
+        from kshock.lab import handlers
 
         out = io.StringIO()
         with contextlib.redirect_stdout(out):

@@ -1,4 +1,4 @@
-"""EDGE: `kshock lab ...` on the command line — the sub-parsers; the handlers are commands.py's.
+"""EDGE: `kshock lab ...` on the command line — the sub-parsers; the handlers are handlers.py's.
 
 Light on purpose: kshock.cli registers these at every start (`kshock --help` stays fast), and
 hands over the argument types (`types`, a kshock.cli.ArgumentTypes).
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction, types) -> None:
     def lab_command(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
         sub = lab_commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--name", default="lab", help="lab name (default: %(default)s)")
-        sub.set_defaults(handler=f"kshock.lab.commands:{handler}")
+        sub.set_defaults(handler=f"kshock.lab.handlers:{handler}")
         return sub
 
     up = lab_command("up", "up", "create the lab and start the broker; returns once it answers ApiVersions")

@@ -18,6 +18,7 @@ from kshock.errors import OperationFailed
 from kshock.lab.plan import Host
 from kshock.lab.scenarios import LinkShaping, Scenario, Workload, scenario
 from kshock.lab.state import LabState
+from kshock.rules.durations import seconds_text
 
 # Workloads stop by themselves at their duration; this is the most they may take on top
 # (flush, close, LeaveGroup) before they are killed.
@@ -111,7 +112,7 @@ def _run_batch(workloads: list[Workload], hosts: tuple[Host, ...], bootstrap: st
             host = hosts[workload.host % len(hosts)]
             report = out_dir / f"{workload.client_id}.json"
             argv = [sys.executable, "-m", "kshock.workloads", workload.kind, "--bootstrap", bootstrap,
-                    "--client-id", workload.client_id, "--duration", _seconds(duration_s), "--report", str(report)]
+                    "--client-id", workload.client_id, "--duration", seconds_text(duration_s), "--report", str(report)]
             for topic in workload.topics:
                 argv += ["--topic", topic]
             argv += list(workload.options)
@@ -140,11 +141,6 @@ def _run_batch(workloads: list[Workload], hosts: tuple[Host, ...], bootstrap: st
             if process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def _seconds(value: float) -> str:
-    """Seconds as the workloads' --duration reads them: plain decimal (never %g's 1e-05)."""
-    return f"{value:.9f}".rstrip("0").rstrip(".")
 
 
 def _read_report(path: Path) -> dict | None:

@@ -107,7 +107,7 @@ def compile_(args: argparse.Namespace) -> int:
     """`kshock compile`: the kernel rules of a rule file (or one --match/--action rule), as text."""
     import time
 
-    from kshock.apply.commands import specs_from_args
+    from kshock.apply.handlers import specs_from_args
     from kshock.rules.compile import compile_rules
     from kshock.rules.render import render_commands, render_json, render_restore
     from kshock.rules.render_nft import render_nft

@@ -327,7 +327,7 @@ def kernel_counters(namespace: str, ruleset: RuleSet, backend: Backend | None = 
 def _restore(backend: Backend, namespace: str, text: str) -> None:
     """Load `text` into one of the replay's own namespaces, as `kshock apply` loads its rules."""
     try:
-        netfilter.restore(backend, Scope(name=namespace), text)
+        netfilter.restore_unaudited(backend, Scope(name=namespace), text)
     except OperationFailed as error:
         raise OperationFailed(f"{error.message} (in the replay namespace {namespace})",
                               error.hint or "check `kshock compile RULEFILE` output; the kernel may lack an "
@@ -338,7 +338,7 @@ def _require_environment() -> None:
     if os.geteuid() != 0:
         raise UserError("replay --kernel needs root (network namespaces and iptables)",
                         "run it with sudo, or leave out --kernel for the emulation alone")
-    for tool, package in (("ip", "iproute2"), ("iptables-restore", "iptables"), ("iptables-save", "iptables"),
+    for tool, package in (("ip", "iproute2"), ("iptables", "iptables"),
                           ("sysctl", "procps")):
         if shutil.which(tool) is None:
             raise UserError(f"`{tool}` is not installed", f"install it: apt-get install {package}")

@@ -180,7 +180,21 @@ def _client_id(lit: Lit, needs: Needs) -> None:
                       widening=f"`{lit.text()}` dropped: every client id matches")
 
 
+# Placement knows where these sit (layout.transactional_id, the body's topic entry); a new row
+# with the same place must teach placement.py its offset first, never borrow these.
+_PLACED = {Place.BODY_STRING: "transactional_id", Place.FIRST_TOPIC: "topic"}
+
+
+def _placed(lit: Lit, place: Place) -> None:
+    node = lit.node
+    if node.field != _PLACED[place]:
+        raise Unsupported(node, f"`{lit.text()}` cannot compile: the compiler places only "
+                                f"{_PLACED[place]} as a {place.name.lower().replace('_', ' ')}",
+                          widening=f"`{lit.text()}` dropped")
+
+
 def _body_string(lit: Lit, needs: Needs) -> None:
+    _placed(lit, Place.BODY_STRING)
     node, neg, name = lit.node, lit.negated, lit.node.field
     if isinstance(node, Exists):
         needs.txn_exists = not neg if needs.txn_exists in (None, not neg) else None
@@ -198,6 +212,7 @@ def _body_string(lit: Lit, needs: Needs) -> None:
 
 
 def _first_topic(lit: Lit, needs: Needs) -> None:
+    _placed(lit, Place.FIRST_TOPIC)
     node, neg = lit.node, lit.negated
     if isinstance(node, Compare) and node.op == "==" and not neg:
         needs.topics.append((node.value, node))

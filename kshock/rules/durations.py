@@ -58,6 +58,12 @@ def parse_duration_within(text: str, most_s: float, least_s: float | None = None
     return seconds
 
 
+def seconds_text(seconds: float) -> str:
+    """Seconds written so parse_seconds reads them back: plain decimal, never %g's 1e-05 or 1e+06
+    (to 9 decimals, the most parse_seconds takes)."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".")
+
+
 def _human(seconds: float) -> str:
     for unit, size in (("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
@@ -71,4 +77,4 @@ def _shown(text: str, limit: int = 40) -> str:
 
 
 __all__ = ["DURATION_FORMS", "MAX_FAULT_S", "MIN_FAULT_S", "parse_duration", "parse_duration_within", "parse_seconds",
-           "parse_unit_duration"]
+           "parse_unit_duration", "seconds_text"]

@@ -230,4 +230,4 @@ class Session:
         return self.last_ts - self.first_ts
 
 
-__all__ = ["Session", "ShellRule", "Tally", "frame_client", "is_request"]
+__all__ = ["Session", "ShellRule", "Tally", "frame_client"]

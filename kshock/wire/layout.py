@@ -2,9 +2,10 @@
 
 Read by the decoder's fast readers (fastpath.py, decode.py), the compiled lane (_lane.pyx,
 through constants taken from here when it is imported), the condition fields' kernel column
-(conditions/fields.py) and the rule compiler (rules/compile.py). Sources: the message schemas
-in Kafka's clients/src/main/resources/common/message/ (the same JSON kafka-python 3 decodes
-with); tests/unit/test_wire_layout.py checks this table against kafka-python's schemas.
+(conditions/fields.py) and the rule compiler (rules/placement.py, rules/classify.py). Sources:
+the message schemas in Kafka's clients/src/main/resources/common/message/ (the same JSON
+kafka-python 3 decodes with); tests/unit/test_wire_layout.py checks the Produce rows against
+kafka-python's schemas and encoder, and the decoder's and compiler's tests check the others.
 
 Offsets count bytes from the start of the Kafka frame, its int32 length prefix included (the
 first byte of the TCP payload when the frame starts a segment). The decoder keeps frames

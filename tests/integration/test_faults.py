@@ -113,7 +113,7 @@ def faults(lab):
     """The lab, with a before/after check: `revert --all` restores iptables-save and tc exactly."""
     from argparse import Namespace
 
-    from kshock.apply.commands import revert
+    from kshock.apply.handlers import revert
 
     made = Faults(lab)
     before = _snapshot(made.namespaces)

@@ -91,3 +91,19 @@ def test_a_missing_namespace_is_one_line_and_never_made(enter):
         enter(name)
     assert str(raised.value) == f"there is no network namespace '{name}' — list them with `ip netns list`"
     assert not os.path.exists(f"/run/netns/{name}") and _here() == home
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_no_descriptor_is_left_open_on_any_path(namespace):
+    before = _open_fds()
+    for _ in range(3):
+        with netns.entered(namespace):
+            pass
+        with pytest.raises(RuntimeError), netns.entered(namespace):
+            raise RuntimeError("inside")
+        with pytest.raises(UserError), netns.entered(f"{namespace}-absent"):
+            pass
+    assert _open_fds() == before

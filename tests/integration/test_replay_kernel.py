@@ -134,6 +134,11 @@ def _rule_lines(lines: list[Line], rule: str) -> list[Line]:
     return [line for line in lines if line.comment.startswith("kshock:") and line.comment.endswith("/" + rule)]
 
 
+# the save binary of the host's iptables backend, read here as a person would (`iptables -V`)
+SAVE = "iptables-legacy-save" if "legacy" in subprocess.run(["iptables", "-V"], capture_output=True,
+                                                            text=True).stdout else "iptables-save"
+
+
 @pytest.fixture
 def kernel_texts(monkeypatch):
     """namespace -> the last `iptables-save -c -t filter` this test read there itself, read each
@@ -143,7 +148,7 @@ def kernel_texts(monkeypatch):
 
     def reading(namespace, ruleset, *rest):
         counters = original(namespace, ruleset, *rest)
-        texts[namespace] = subprocess.run(["ip", "netns", "exec", namespace, "iptables-save", "-c", "-t", "filter"],
+        texts[namespace] = subprocess.run(["ip", "netns", "exec", namespace, SAVE, "-c", "-t", "filter"],
                                           capture_output=True, text=True, check=True).stdout
         return counters
 

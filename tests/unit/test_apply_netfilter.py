@@ -35,7 +35,7 @@ SAVED = "\n".join([
 def kernel(monkeypatch):
     """Recorders for what would reach iptables-restore; iptables-save answers SAVED."""
     sent: list[str] = []
-    monkeypatch.setattr(netfilter, "restore", lambda backend, scope, text: sent.append(text))
+    monkeypatch.setattr(netfilter, "restore_unaudited", lambda backend, scope, text: sent.append(text))
     monkeypatch.setattr(netfilter, "save", lambda backend, scope, table, counters=False: SAVED)
     monkeypatch.setattr(netfilter, "check_free", lambda backend, scope, rulesets: None)
     return sent

@@ -75,9 +75,17 @@ def test_a_bad_duration_is_one_line_that_says_what_to_write(argv, error, capsys)
 
 
 def test_the_rule_from_the_command_line_gets_the_duration():
-    from kshock.apply.commands import specs_from_args
+    from kshock.apply.handlers import specs_from_args
 
     (spec,) = specs_from_args(_parse(["compile", "--action", "drop", "--duration", "90"]))
     assert spec.duration_s == 90.0
     (spec,) = specs_from_args(_parse(["compile", "--action", "drop"]))
     assert spec.duration_s == 300.0
+
+
+@pytest.mark.parametrize("seconds", [0.00001, 1e6, 240.0, 2.5, 0.1 + 0.2, 86400.0, 1e-9])
+def test_seconds_text_reads_back_as_plain_decimal(seconds):
+    from kshock.rules.durations import parse_seconds, seconds_text
+
+    text = seconds_text(seconds)
+    assert "e" not in text and parse_seconds(text) == pytest.approx(seconds, abs=1e-9)

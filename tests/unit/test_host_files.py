@@ -164,7 +164,7 @@ def test_the_shell_history_is_checked_before_prompt_toolkit_reads_it(specials, m
 
 # Where a user names a file: these modules read one only through kshock.host.files (no bare open()
 # for reading, no Path.read_text/read_bytes), so no new reader forgets the bounds.
-EDGE_READERS = ["cli.py", "capture", "replay", "apply/commands.py",
+EDGE_READERS = ["cli.py", "capture", "replay", "apply/handlers.py",
                 "shell"]
 
 

@@ -44,3 +44,17 @@ def test_what_the_kernel_cannot_do_is_refused_with_a_reason(text, reason):
 def test_the_field_lists_come_from_the_table():
     assert body_fields() == ["topic", "acks", "transactional_id"]
     assert request_only_fields() == ["api", "api_version", "client_id", "topic", "acks", "transactional_id"]
+
+
+@pytest.mark.parametrize("like, text", [("transactional_id", 'group_id == "g"'), ("topic", 'group_id == "g"')])
+def test_a_new_row_with_a_placed_kind_is_refused_not_put_at_anothers_offset(monkeypatch, like, text):
+    """Placement knows one body string (the transactional id) and one topic entry: a new row of
+    the same place must not compile to their offsets before placement.py learns its own."""
+    import dataclasses
+
+    from kshock.conditions.fields import FIELDS
+
+    monkeypatch.setitem(FIELDS, "group_id", dataclasses.replace(FIELDS[like], name="group_id"))
+    with pytest.raises(Unsupported) as caught:
+        needs(text)
+    assert f"places only {like}" in caught.value.reason

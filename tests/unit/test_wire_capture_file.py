@@ -1,4 +1,4 @@
-"""kshock/capture.py: the lean pcap/pcapng reader (an edge, tested on files)."""
+"""kshock.capture.reader: the lean pcap/pcapng reader (an edge, tested on files)."""
 
 from __future__ import annotations
 
