@@ -102,7 +102,7 @@ class Stage:
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):
-                commands.up(argparse.Namespace(name=lab_name, clients=LAB_CLIENTS, port=9092, timeout=20.0))
+                handlers.up(argparse.Namespace(name=lab_name, clients=LAB_CLIENTS, port=9092, timeout=20.0))
             stage.lab = state.load(lab_name)
             if stage.lab is None:
                 raise OperationFailed(f"lab {lab_name} came up but left no state", "run kshock lab status")
@@ -288,5 +288,5 @@ class Stage:
 
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            commands.down(argparse.Namespace(name=self.lab_name))
+            handlers.down(argparse.Namespace(name=self.lab_name))
         self.notes.append(f"lab {self.lab_name} removed")

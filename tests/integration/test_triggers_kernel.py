@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import socket
 import struct
-import subprocess
 import time
 
 import pytest

@@ -33,8 +33,8 @@ except ImportError:
     JsonLane = None
 
 from wire_helpers import (
-    BROKER, CLIENT, TOPIC_UUID, conversation, eth_packet, ether, ipv4, record_batch,
-    request_frame, response_frame, resegment, sample_message, tcp,
+    BROKER, CLIENT, TOPIC_UUID, conversation, eth_packet, record_batch,
+    request_frame, response_frame, resegment, sample_message,
 )
 
 
