@@ -79,6 +79,17 @@ def body_fields() -> list[str]:
     return [row.name for row in FIELDS.values() if row.kernel.place in BODY_PLACES]
 
 
+# tested apart: size is also the frame-start guard, api and api_version share one u32 word
+_HEADER_SPECIAL = ("size", "api", "api_version")
+
+
+def header_word_fields() -> list[str]:
+    """The other header integers, one u32 test each, in FIELDS order (correlation_id today):
+    a new HEADER_INT row compiles with no other change."""
+    return [row.name for row in FIELDS.values() if row.kernel.place is Place.HEADER_INT
+            and row.name not in _HEADER_SPECIAL]
+
+
 def request_only_fields() -> list[str]:
     """The fields a response does not carry, in FIELDS order."""
     return [row.name for row in FIELDS.values() if row.kernel.request_only]
@@ -245,4 +256,4 @@ def _address(lit: Lit, end: str, is_host: bool, needs: Needs) -> None:
     setattr(needs, slot, text)
 
 
-__all__ = ["Needs", "Unsupported", "body_fields", "classify", "first_node", "request_only_fields"]
+__all__ = ["Needs", "Unsupported", "body_fields", "classify", "first_node", "header_word_fields", "request_only_fields"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kshock.conditions import FIELDS
-from kshock.rules.classify import Needs, Unsupported, body_fields, first_node, request_only_fields
+from kshock.rules.classify import Needs, Unsupported, body_fields, first_node, header_word_fields, request_only_fields
 from kshock.rules.kernel import Hop, U32Test
 from kshock.rules.normal_form import Lit
 from kshock.rules.ranges import domain, intersect, listed, versions_text
@@ -90,9 +90,9 @@ class Placement:
             size = needs.ranges.get("size")
             tests.append(U32Test(header_at("size", direction), size or ((MIN_RESPONSE, MAX_FRAME),), field="size",
                                  note="" if size else "frame-start guard"))
-            if "correlation_id" in needs.ranges:
-                tests.append(U32Test(header_at("correlation_id", direction), needs.ranges["correlation_id"],
-                                     field="correlation_id"))
+            for name in header_word_fields():
+                if name in needs.ranges:  # (request-only ones were refused above)
+                    tests.append(U32Test(header_at(name, direction), needs.ranges[name], field=name))
             marks = self.client_marks(needs, group)
             if marks == "never":
                 return []
@@ -136,8 +136,9 @@ class Placement:
         if not body:
             api, version = needs.ranges.get("api"), needs.ranges.get("api_version")
             tests += api_tests(api, version)
-        if "correlation_id" in needs.ranges:
-            tests.append(U32Test(header_at("correlation_id"), needs.ranges["correlation_id"], field="correlation_id"))
+        for name in header_word_fields():
+            if name in needs.ranges:
+                tests.append(U32Test(header_at(name), needs.ranges[name], field=name))
         return tests
 
     def families(self, needs: Needs, lits: list[Lit]) -> list[tuple[BodyLayout, U32Test]]:

@@ -43,9 +43,10 @@ def tshark_pdus(pcap: Path) -> dict[int, tuple]:
         number, correlation_ids, topics, partitions, errors, malformed, expert = line.split("\t")
         if "|" in correlation_ids or malformed or expert:
             continue
-        pdus[int(number)] = (set(filter(None, topics.split("|"))),
-                             {int(p) for p in partitions.split("|") if p},
-                             {int(e) for e in errors.split("|") if e and int(e)})
+        # kshock lists each value once, in order of first appearance (errors: non-zero only)
+        pdus[int(number)] = (tuple(dict.fromkeys(filter(None, topics.split("|")))),
+                             tuple(dict.fromkeys(int(p) for p in partitions.split("|") if p)),
+                             tuple(dict.fromkeys(int(e) for e in errors.split("|") if e and int(e))))
     return pdus
 
 
@@ -61,7 +62,7 @@ def test_generic_frames_show_what_tshark_reads(capture):
         want = pdus.get(event.packets[0])
         if want is None:
             continue
-        got = (set(event.topics), set(event.partitions), set(event.error_codes))
+        got = (tuple(event.topics), tuple(event.partitions), tuple(event.error_codes))
         compared += 1
         apis.add(event.api)
         if got != want:
