@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kshock import __version__
 from kshock.errors import ExitStatus, UserError
-from kshock.rules.durations import DURATION_FORMS, parse_duration_within, parse_seconds
+from kshock.rules.durations import DURATION_FORMS, is_whole_number, parse_duration_within, parse_seconds
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -82,7 +82,7 @@ def _resolve(handler: str) -> Handler:
 def ascii_int(text: str) -> int:
     """An argparse type: a number in plain ASCII decimal digits (int() would also take "٣",
     "9_092", " 7" and "+7")."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+    if not is_whole_number(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (write it in plain decimal digits 0-9)")
     return int(text)
 

@@ -1,4 +1,4 @@
-"""PURE: seconds and durations as a person writes them, in plain ASCII decimal.
+"""PURE: whole numbers, seconds and durations as a person writes them, in plain ASCII decimal.
 
     parse_seconds("2.5")     -> 2.5          (a number of seconds: --timeout, the shell's wait)
     parse_duration("90")     -> 90.0         (--duration: seconds, or with units)
@@ -19,6 +19,11 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_FORMS = "seconds (90, 2.5) or with a unit (90s, 5m, 1h)"
 MIN_FAULT_S = 1.0  # a fault (a rule file's duration, apply's --duration) lasts at least a second
 MAX_FAULT_S = 24 * 3600.0  # and at most a day: faults always end on their own
+
+
+def is_whole_number(text: str) -> bool:
+    """Plain ASCII decimal digits, at most 18 of them (int() also takes "٣", "9_092", " 7", "+7")."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def parse_seconds(text: str) -> float:
@@ -77,4 +82,4 @@ def _shown(text: str, limit: int = 40) -> str:
 
 
 __all__ = ["DURATION_FORMS", "MAX_FAULT_S", "MIN_FAULT_S", "parse_duration", "parse_duration_within", "parse_seconds",
-           "parse_unit_duration", "seconds_text"]
+           "parse_unit_duration", "seconds_text", "is_whole_number"]

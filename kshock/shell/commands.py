@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from kshock.apply.faults import human_duration as _human, utc_text as _utc
 from kshock.conditions import ConditionError, describe_fields, parse_condition, topics_named
 from kshock.errors import UserError
-from kshock.rules.durations import parse_seconds
+from kshock.rules.durations import is_whole_number, parse_seconds
 from kshock.rules.rulefile_writer import render_rule_file, rule_extras
 from kshock.rules.spec import RuleSpec
 from kshock.shell.completion import WHEN_CLAUSES, split_do
@@ -620,8 +620,8 @@ def _no_frame(session: Session, number: int) -> str:
 
 
 def is_frame_number(text: str) -> bool:
-    """A frame number: ASCII decimal digits only (str.isdigit takes "٣" and "²")."""
-    return text.isascii() and text.isdigit() and len(text) <= 18
+    """A frame number: a whole number in ASCII decimal (str.isdigit takes "٣" and "²")."""
+    return is_whole_number(text)
 
 
 def _quote(text: str) -> str:

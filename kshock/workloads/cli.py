@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from kshock.errors import ExitStatus
-from kshock.rules.durations import DURATION_FORMS, parse_duration_within, parse_seconds
+from kshock.rules.durations import DURATION_FORMS, is_whole_number, parse_duration_within, parse_seconds
 from kshock.workloads.limits import GRACE_S, SETUP_TIMEOUT_S, WorkloadError, hard_limit_s
 from kshock.workloads.report import Report, write_report
 
@@ -147,7 +147,7 @@ def _positive(text: str) -> float:
 
 
 def _whole(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # int() also takes "٣" and "9_0"
+    if not is_whole_number(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (write it in digits 0-9)")
     return int(text)
 

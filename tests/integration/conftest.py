@@ -6,6 +6,7 @@ the session ends by checking that no namespace of ours is left.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -41,6 +42,21 @@ def kshock(*args: str, timeout: float = 120, env: dict | None = None, check: boo
     if check and result.returncode != 0:
         raise AssertionError(f"kshock {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@contextlib.contextmanager
+def scratch_namespace(name: str) -> Iterator[str]:
+    """An empty network namespace of the test's own, removed afterwards even when the test fails
+    (the test is skipped, with the reason, where namespaces cannot be made)."""
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        assert not os.path.exists(f"/run/netns/{name}"), f"namespace {name} was left behind"
 
 
 def lab_namespaces(name: str) -> list[str]:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import scratch_namespace
 
 from kshock.conditions import parse_condition
 from kshock.rules.compile import compile_rules
@@ -25,12 +26,8 @@ TEN_TESTS = " && ".join(["0>>24=0x45"] + [f"32>>26&0x3C@{20 + 4 * i}=0x{i:X}" fo
 
 @pytest.fixture
 def namespace():
-    name = f"kslim{os.getpid() % 100000}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_namespace(f"kslim{os.getpid() % 100000}") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
 def _restore(namespace: str, text: str) -> None:

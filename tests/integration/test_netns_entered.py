@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import lab_skip_reason
+from conftest import scratch_namespace
 from kshock.capture.live import LiveCapture
 from kshock.errors import UserError
 from kshock.host import netns
@@ -25,16 +25,8 @@ def _here() -> int:
 
 @pytest.fixture
 def namespace():
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"kse-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_namespace(f"kse-{os.getpid()}") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        assert not os.path.exists(f"/run/netns/{name}")
 
 
 def test_a_socket_made_inside_stays_and_the_thread_comes_back(namespace):

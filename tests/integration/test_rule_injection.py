@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from conftest import kshock, lab_skip_reason
+from conftest import kshock, scratch_namespace
 from kernel_replay import iptables_counts, namespace_pair, readdress, send_raw
 from kshock.conditions.parse import quote
 from kshock.rules.emulate import Emulator
@@ -54,17 +54,12 @@ def _tables(namespace: str) -> str:
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """An empty network namespace of this test's own; kshock's faults in it and it go afterwards."""
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"ksinj-{os.getpid()}-{next(_names)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        kshock("revert", "--all", "--netns", name)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    with scratch_namespace(f"ksinj-{os.getpid()}-{next(_names)}") as name:
+        try:
+            yield name
+        finally:
+            kshock("revert", "--all", "--netns", name)
+    assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
 def _only_kshocks_rules(namespace: str, fault: str) -> list[str]:

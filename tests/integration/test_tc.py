@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import lab_skip_reason
+from conftest import scratch_namespace
 from kshock.apply.scope import Scope
 from kshock.apply.tc import NETEM_MISSING, install, plan_netem, plan_rate, remove, remove_leftovers
 from kshock.errors import OperationFailed, UserError
@@ -20,18 +20,11 @@ def _qdiscs(namespace: str) -> str:
 
 @pytest.fixture
 def namespace():
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"kst-{os.getpid()}-tc"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with scratch_namespace(f"kst-{os.getpid()}-tc") as name:
         subprocess.run(["ip", "netns", "exec", name, "ip", "link", "add", "kst0", "type", "veth", "peer", "name",
                         "kst1"], check=True)
         subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "kst0", "up"], check=True)
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 def test_rate_fault_installs_htb_class_with_tbf_and_removes_it(namespace):
